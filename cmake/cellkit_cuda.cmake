@@ -14,6 +14,6 @@ macro(cellkit_enable_cuda)
     set(CMAKE_CUDA_HOST_COMPILER "${CMAKE_CXX_COMPILER}")
   endif()
   enable_language(CUDA)
-  set(CMAKE_CUDA_STANDARD 20)
-  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+  # CMake 3.25 does not know the dialect flags of nvcc 13, so the standard is passed directly
+  # (by cellkit's INTERFACE target) instead of through CMAKE_CUDA_STANDARD.
 endmacro()

@@ -93,7 +93,7 @@ TEST_CASE("gemm shape errors name both operands and shapes") {
   CHECK_NOTHROW(gemm(serial{}, a_view, b_view, c_view, {.transpose_b = true}));
 }
 
-TEST_CASE("gemm gives the same bits on 1 and 2 OpenMP threads and serially") {
+TEST_CASE("gemm: serial and openmp{1} give the same bits; openmp{2} agrees to rounding") {
   std::mt19937_64 rng(7);
   std::normal_distribution<float> normal;
   const index_t m = 97, n = 65, k = 300;
@@ -108,6 +108,6 @@ TEST_CASE("gemm gives the same bits on 1 and 2 OpenMP threads and serially") {
   gemm(openmp{2}, matrix_view<const float>(a.data(), m, k), matrix_view<const float>(b.data(), k, n),
        matrix_view<float>(c3.data(), m, n));
   CHECK(c1 == c2);
-  // Eigen splits columns between threads but keeps each dot product's order: same bits.
-  CHECK(c1 == c3);
+  // Eigen derives its blocking from the thread count, so two threads may sum in another order.
+  for (std::size_t i = 0; i < c1.size(); ++i) REQUIRE(cellkit::test::close(c3[i], c1[i], 1e-4, 1e-4));
 }

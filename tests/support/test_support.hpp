@@ -123,7 +123,7 @@ inline std::string shared_data_dir() {
 #define CELLKIT_SKIP_UNLESS_RUNNABLE(P)                                          \
   do {                                                                           \
     if (!::cellkit::test::policy_runnable<P>()) {                                \
-      MESSAGE("skipped: no CUDA device for " #P);                                \
+      MESSAGE("skipped: this case needs a CUDA device and none is present");                                \
       return;                                                                    \
     }                                                                            \
   } while (0)

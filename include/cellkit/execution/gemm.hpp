@@ -17,7 +17,10 @@
 ///   OpenBLAS, so concurrent calls with different policies race on that setting).
 /// - cuda: cuBLAS on the policy's stream (asynchronous; a cuBLAS handle is cached per host thread
 ///   and device).
-/// Cost: 2 m n k flops; no allocation on the host paths (Eigen packs into its own blocks).
+/// Determinism: for a fixed thread count the result is reproducible bit for bit; serial and
+/// openmp{1} agree bit for bit; different thread counts agree to rounding only (Eigen and OpenBLAS
+/// choose their blocking, and so the order of the k-sums, from the thread count).
+/// Cost: 2 m n k flops; Eigen packs operands into its own blocks (allocated per call).
 
 #include <cellkit/core/config.hpp>
 #include <cellkit/core/error.hpp>

@@ -84,7 +84,7 @@ constexpr void check_policy_and_spaces() {
                   "or use cellkit::serial / cellkit::openmp");
     static_assert((std::is_same_v<Spaces, device_space> && ...),
                   "cellkit::cuda policy given a host view: copy the data to the device first (device_buffer + "
-                  "cellkit::copy(policy, dst, src)) and pass views with cellkit::device_space");
+                  "cellkit::copy(policy, src, dst)) and pass views with cellkit::device_space");
   } else {
     static_assert((std::is_same_v<Spaces, host_space> && ...),
                   "host policy (cellkit::serial / cellkit::openmp) given a device view: use cellkit::cuda{stream} "

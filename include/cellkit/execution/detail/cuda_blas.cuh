@@ -26,10 +26,12 @@ inline void cusparse_check(cusparseStatus_t status, const char* call) {
 }
 
 /// One handle per host thread and device, created on first use and kept for the thread's lifetime.
-template <class Handle, class Create, class Destroy>
+template <class Handle>
 class handle_cache {
  public:
-  handle_cache(Create create, Destroy destroy) : create_(create), destroy_(destroy) {}
+  using create_fn = void (*)(Handle*);
+  using destroy_fn = void (*)(Handle);
+  handle_cache(create_fn create, destroy_fn destroy) : create_(create), destroy_(destroy) {}
   ~handle_cache() {
     for (auto& entry : handles_) destroy_(entry.second);
   }
@@ -45,24 +47,24 @@ class handle_cache {
   }
 
  private:
-  Create create_;
-  Destroy destroy_;
+  create_fn create_;
+  destroy_fn destroy_;
   std::map<int, Handle> handles_;
 };
 
 inline cublasHandle_t cublas_handle(cudaStream_t stream) {
-  static thread_local handle_cache cache(
-      [](cublasHandle_t* h) { cublas_check(cublasCreate(h), "cublasCreate"); },
-      [](cublasHandle_t h) { (void)cublasDestroy(h); });
+  static thread_local handle_cache<cublasHandle_t> cache(
+      +[](cublasHandle_t* h) { cublas_check(cublasCreate(h), "cublasCreate"); },
+      +[](cublasHandle_t h) { (void)cublasDestroy(h); });
   cublasHandle_t handle = cache.get();
   cublas_check(cublasSetStream(handle, stream), "cublasSetStream");
   return handle;
 }
 
 inline cusparseHandle_t cusparse_handle(cudaStream_t stream) {
-  static thread_local handle_cache cache(
-      [](cusparseHandle_t* h) { cusparse_check(cusparseCreate(h), "cusparseCreate"); },
-      [](cusparseHandle_t h) { (void)cusparseDestroy(h); });
+  static thread_local handle_cache<cusparseHandle_t> cache(
+      +[](cusparseHandle_t* h) { cusparse_check(cusparseCreate(h), "cusparseCreate"); },
+      +[](cusparseHandle_t h) { (void)cusparseDestroy(h); });
   cusparseHandle_t handle = cache.get();
   cusparse_check(cusparseSetStream(handle, stream), "cusparseSetStream");
   return handle;
