@@ -66,6 +66,11 @@ TEST_CASE("csr_view accessors and validate") {
   CHECK_THROWS_WITH_AS(validate(a), "validate(csr): invalid argument 'indptr': decreases at row 1", invalid_argument);
   indptr = {0, 2, 2, 2};  // ends before nnz
   CHECK_THROWS_AS(validate(a), invalid_argument);
+  // an interior row that points past nnz must be caught before any index is read
+  std::vector<int> short_indptr = {0, 1, 0};
+  csr_view<float, int> past_end(2, 3, 0, short_indptr.data(), nullptr, nullptr);
+  CHECK_THROWS_WITH_AS(validate(past_end), "validate(csr): invalid argument 'indptr': row 0 ends at 1, past nnz = 0",
+                       invalid_argument);
   using csr = csr_view<float, int>;
   CHECK_THROWS_AS(csr(3, 3, -1, indptr.data(), indices.data(), values.data()), invalid_argument);
   CHECK_THROWS_AS(csr(3, 3, 3, nullptr, indices.data(), values.data()), invalid_argument);

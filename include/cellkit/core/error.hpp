@@ -87,9 +87,10 @@ inline void expect_argument(bool condition, const char* function, const char* ar
 
 }  // namespace cellkit
 
-/// Cheap precondition, checked in every build: throws `cellkit::invalid_argument`.
+/// Cheap precondition, checked in every build: throws `cellkit::invalid_argument`. The message
+/// expression `problem` is evaluated only when the check fails, so checks in loops cost a compare.
 #define CELLKIT_EXPECTS(condition, function, argument, problem) \
-  ::cellkit::expect_argument(static_cast<bool>(condition), function, argument, problem)
+  ((condition) ? static_cast<void>(0) : ::cellkit::detail::throw_invalid_argument(function, argument, problem))
 
 /// Expensive precondition (a pass over the data), checked when `CELLKIT_DEBUG_CHECKS` is 1.
 #if CELLKIT_DEBUG_CHECKS

@@ -163,6 +163,9 @@ void validate(const csr_view<T, Index, host_space>& a) {
     const index_t begin = a.row_begin(i);
     const index_t end = a.row_end(i);
     CELLKIT_EXPECTS(begin <= end, "validate(csr)", "indptr", "decreases at row " + std::to_string(i));
+    CELLKIT_EXPECTS(end <= a.nnz(), "validate(csr)", "indptr",
+                    "row " + std::to_string(i) + " ends at " + std::to_string(end) + ", past nnz = " +
+                        std::to_string(a.nnz()));
     for (index_t p = begin; p < end; ++p) {
       const auto column = static_cast<index_t>(a.indices()[p]);
       CELLKIT_EXPECTS(column >= 0 && column < a.cols(), "validate(csr)", "indices",
