@@ -60,7 +60,8 @@ count_matrix read_matrix_market_gz(const std::string& path) {
   if (file == nullptr) throw std::runtime_error(path + ": cannot open");
   std::string text;
   std::vector<char> chunk(1 << 20);
-  for (int got; (got = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0;) text.append(chunk.data(), got);
+  for (int got; (got = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0;)
+    text.append(chunk.data(), got);
   int status = 0;
   const char* message = gzerror(file, &status);
   const std::string gz_message = message != nullptr ? message : "";
@@ -70,11 +71,13 @@ count_matrix read_matrix_market_gz(const std::string& path) {
   std::istringstream in(text);
   std::string line;
   std::getline(in, line);
-  if (line.rfind("%%MatrixMarket matrix coordinate", 0) != 0) throw std::runtime_error(path + ": not a coordinate Matrix Market file");
+  if (line.rfind("%%MatrixMarket matrix coordinate", 0) != 0)
+    throw std::runtime_error(path + ": not a coordinate Matrix Market file");
   while (std::getline(in, line) && !line.empty() && line[0] == '%') {
   }
   long long rows = 0, cols = 0, nnz = 0;
-  if (std::sscanf(line.c_str(), "%lld %lld %lld", &rows, &cols, &nnz) != 3) throw std::runtime_error(path + ": bad size line");
+  if (std::sscanf(line.c_str(), "%lld %lld %lld", &rows, &cols, &nnz) != 3)
+    throw std::runtime_error(path + ": bad size line");
   std::vector<std::int32_t> r(static_cast<std::size_t>(nnz)), c(static_cast<std::size_t>(nnz));
   std::vector<float> v(static_cast<std::size_t>(nnz));
   const char* p = text.c_str() + static_cast<std::ptrdiff_t>(in.tellg());
@@ -129,7 +132,8 @@ std::vector<int> read_labels(const std::string& path, index_t cells) {
     if (fields >> cell >> label) labels.push_back(label);
   }
   if (static_cast<index_t>(labels.size()) != cells) {
-    throw std::runtime_error(path + ": " + std::to_string(labels.size()) + " labels for " + std::to_string(cells) + " cells");
+    throw std::runtime_error(path + ": " + std::to_string(labels.size()) + " labels for " + std::to_string(cells) +
+                             " cells");
   }
   return labels;
 }
@@ -147,7 +151,8 @@ count_matrix simulate_counts(index_t cells, index_t genes, int groups, std::uint
     const index_t gene = k % genes;
     const double base = std::exp(cellkit::normal(eng, -1.0, 1.5));
     const bool marker = cellkit::uniform<double>(eng) < 0.1;
-    group_mean[static_cast<std::size_t>(k)] = base * (marker ? std::exp(std::fabs(cellkit::normal<double>(eng)) * 2.0) : 1.0);
+    group_mean[static_cast<std::size_t>(k)] =
+        base * (marker ? std::exp(std::fabs(cellkit::normal<double>(eng)) * 2.0) : 1.0);
     (void)gene;
   }
   m.indptr.push_back(0);
@@ -281,9 +286,10 @@ int main(int argc, char** argv) {
 
     std::printf("cellkit count_summary\n");
     std::printf("  source            %s\n", m.source.c_str());
-    std::printf("  cells x genes     %lld x %lld, %lld nonzeros (%.1f%% zeros)\n", static_cast<long long>(m.cells),
-                static_cast<long long>(m.genes), static_cast<long long>(nnz),
-                100.0 * (1.0 - static_cast<double>(nnz) / (static_cast<double>(m.cells) * static_cast<double>(m.genes))));
+    std::printf(
+        "  cells x genes     %lld x %lld, %lld nonzeros (%.1f%% zeros)\n", static_cast<long long>(m.cells),
+        static_cast<long long>(m.genes), static_cast<long long>(nnz),
+        100.0 * (1.0 - static_cast<double>(nnz) / (static_cast<double>(m.cells) * static_cast<double>(m.genes))));
     std::printf("  total counts      %.0f, median per cell %.0f, empty cells %lld\n", serial.total_counts,
                 median(serial.library),
                 static_cast<long long>(std::count(serial.library.begin(), serial.library.end(), 0.0f)));
@@ -318,12 +324,15 @@ int main(int argc, char** argv) {
       }
       std::map<int, int> sizes;
       for (int l : m.labels) ++sizes[l];
-      std::printf("  labels            %zu groups; projected distance within / between groups = %.3f\n", sizes.size(),
-                  (same / static_cast<double>(std::max(1LL, n_same))) / (other / static_cast<double>(std::max(1LL, n_other))));
+      std::printf(
+          "  labels            %zu groups; projected distance within / between groups = %.3f\n", sizes.size(),
+          (same / static_cast<double>(std::max(1LL, n_same))) / (other / static_cast<double>(std::max(1LL, n_other))));
     }
 
     std::printf("\n  step                      serial (ms)   openmp{2} (ms)\n");
-    auto row = [](const char* name, double a, double b) { std::printf("  %-24s %12.2f %15.2f\n", name, 1e3 * a, 1e3 * b); };
+    auto row = [](const char* name, double a, double b) {
+      std::printf("  %-24s %12.2f %15.2f\n", name, 1e3 * a, 1e3 * b);
+    };
     row("library sizes + total", serial.seconds.library, parallel.seconds.library);
     row("log-normalise", serial.seconds.normalise, parallel.seconds.normalise);
     row("random projection (SpMM)", serial.seconds.project, parallel.seconds.project);

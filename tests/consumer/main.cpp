@@ -20,7 +20,8 @@ int main() {
                 {.transpose_a = true});
   cellkit::philox_engine engine(1, 0, 0);
   const double u = cellkit::uniform<double>(engine);
-  const bool ok = y == std::vector<double>{2, 4, 9, 12} && g == std::vector<double>{85, 116, 116, 160} && u > 0 && u <= 1;
+  const bool ok =
+      y == std::vector<double>{2, 4, 9, 12} && g == std::vector<double>{85, 116, 116, 160} && u > 0 && u <= 1;
   std::printf("cellkit %s consumer: %s\n", cellkit::version_string, ok ? "ok" : "WRONG");
   return ok ? 0 : 1;
 }

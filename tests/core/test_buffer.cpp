@@ -30,8 +30,9 @@ TEST_CASE("host_buffer views as vector and matrix") {
   m(1, 2) = 5;
   CHECK(b[5] == 5);
   CHECK(b.view().size() == 6);
-  CHECK_THROWS_WITH_AS(b.as_matrix(4, 2),
-                       "host_buffer::as_matrix: invalid argument 'rows/cols': 4 x 2 does not match the buffer's 6 elements",
-                       invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      b.as_matrix(4, 2),
+      "host_buffer::as_matrix: invalid argument 'rows/cols': 4 x 2 does not match the buffer's 6 elements",
+      invalid_argument);
   CHECK_THROWS_AS(host_buffer<float>(-2), invalid_argument);
 }

@@ -23,7 +23,8 @@ TEST_CASE_TEMPLATE("copy round-trips vectors and strided matrices through the po
   synchronize(policy);
   const auto got = block.to_host();
   for (index_t i = 0; i < 5; ++i)
-    for (index_t j = 0; j < 4; ++j) REQUIRE(got[static_cast<std::size_t>(i * 4 + j)] == source[static_cast<std::size_t>(i * 7 + j + 2)]);
+    for (index_t j = 0; j < 4; ++j)
+      REQUIRE(got[static_cast<std::size_t>(i * 4 + j)] == source[static_cast<std::size_t>(i * 7 + j + 2)]);
 }
 
 TEST_CASE("copy checks shapes") {

@@ -59,7 +59,8 @@ TEST_CASE("csr_view accessors and validate") {
   CHECK(c.values()[2] == 3);
 
   indices = {2, 0, 1};  // unsorted row 0
-  CHECK_THROWS_WITH_AS(validate(a), "validate(csr): invalid argument 'indices': row 0 is not sorted or has a duplicate column",
+  CHECK_THROWS_WITH_AS(validate(a),
+                       "validate(csr): invalid argument 'indices': row 0 is not sorted or has a duplicate column",
                        invalid_argument);
   indices = {0, 2, 1};
   indptr = {0, 2, 1, 3};  // decreasing

@@ -42,8 +42,8 @@ TEST_CASE_TEMPLATE("transform_reduce of doubles matches an exactly rounded sum",
     exact += x;
   }
   policy_array<P, double> values(v);
-  const double got = transform_reduce(policy_of<P>(), static_cast<index_t>(v.size()), 0.0, plus_op{},
-                                      load_value{values.data()});
+  const double got =
+      transform_reduce(policy_of<P>(), static_cast<index_t>(v.size()), 0.0, plus_op{}, load_value{values.data()});
   CHECK(cellkit::test::close(got, static_cast<double>(exact), 1e-14));
 }
 
@@ -72,8 +72,12 @@ TEST_CASE("transform_reduce works on non-arithmetic partial types (min and max t
   std::vector<double> v = {3, -1, 4, 1, -5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4, -6};
   auto result = transform_reduce(
       serial{}, static_cast<index_t>(v.size()), min_max{1e300, -1e300},
-      [](min_max a, min_max b) { return min_max{std::min(a.lo, b.lo), std::max(a.hi, b.hi)}; },
-      [&](index_t i) { return min_max{v[static_cast<std::size_t>(i)], v[static_cast<std::size_t>(i)]}; });
+      [](min_max a, min_max b) {
+        return min_max{std::min(a.lo, b.lo), std::max(a.hi, b.hi)};
+      },
+      [&](index_t i) {
+        return min_max{v[static_cast<std::size_t>(i)], v[static_cast<std::size_t>(i)]};
+      });
   CHECK(result.lo == -6);
   CHECK(result.hi == 9);
   CHECK_THROWS_AS(transform_reduce(serial{}, -3, 0, plus_op{}, [](index_t) { return 1; }), invalid_argument);

@@ -120,12 +120,12 @@ inline std::string shared_data_dir() {
 #define CELLKIT_HOST_TEST_POLICIES ::cellkit::serial, ::cellkit::test::openmp1, ::cellkit::test::openmp2
 
 /// Put first in a templated test body: skips the case when its policy cannot run on this machine.
-#define CELLKIT_SKIP_UNLESS_RUNNABLE(P)                                          \
-  do {                                                                           \
-    if (!::cellkit::test::policy_runnable<P>()) {                                \
-      MESSAGE("skipped: this case needs a CUDA device and none is present");                                \
-      return;                                                                    \
-    }                                                                            \
+#define CELLKIT_SKIP_UNLESS_RUNNABLE(P)                                      \
+  do {                                                                       \
+    if (!::cellkit::test::policy_runnable<P>()) {                            \
+      MESSAGE("skipped: this case needs a CUDA device and none is present"); \
+      return;                                                                \
+    }                                                                        \
   } while (0)
 
 namespace cellkit::test {

@@ -42,7 +42,7 @@ class host_buffer {
   host_buffer(index_t size, uninitialized_t) : size_(size) {
     CELLKIT_EXPECTS(size >= 0, "host_buffer", "size", "must be non-negative, got " + std::to_string(size));
     if (size > 0) {
-      data_ = static_cast<T*>(::operator new(static_cast<std::size_t>(size) * sizeof(T), std::align_val_t{alignment}));
+      data_ = static_cast<T*>(::operator new (static_cast<std::size_t>(size) * sizeof(T), std::align_val_t{alignment}));
     }
   }
   host_buffer(const host_buffer&) = delete;
@@ -89,7 +89,7 @@ class host_buffer {
                         std::to_string(size_) + " elements");
   }
   void release() noexcept {
-    if (data_ != nullptr) ::operator delete(data_, std::align_val_t{alignment});
+    if (data_ != nullptr) ::operator delete (data_, std::align_val_t{alignment});
     data_ = nullptr;
     size_ = 0;
   }

@@ -54,7 +54,8 @@ constexpr cudaMemcpyKind memcpy_kind() {
 /// Copies the elements of `src` into `dst` (same length).
 template <class Policy, class S, class SrcSpace, class T, class DstSpace>
 void copy(const Policy& policy, vector_view<S, SrcSpace> src, vector_view<T, DstSpace> dst) {
-  static_assert(std::is_same_v<std::remove_const_t<S>, T>, "cellkit::copy: source and destination element types differ");
+  static_assert(std::is_same_v<std::remove_const_t<S>, T>,
+                "cellkit::copy: source and destination element types differ");
   detail::check_copy_spaces<Policy, SrcSpace, DstSpace>();
   expect_shapes(src.size() == dst.size(), "copy", "src", src.shape(), "dst", dst.shape(), "lengths must be equal");
   if (src.size() == 0) return;
@@ -72,7 +73,8 @@ void copy(const Policy& policy, vector_view<S, SrcSpace> src, vector_view<T, Dst
 /// Copies the elements of `src` into `dst` (same rows and cols; strides may differ).
 template <class Policy, class S, class SrcSpace, class T, class DstSpace>
 void copy(const Policy& policy, matrix_view<S, SrcSpace> src, matrix_view<T, DstSpace> dst) {
-  static_assert(std::is_same_v<std::remove_const_t<S>, T>, "cellkit::copy: source and destination element types differ");
+  static_assert(std::is_same_v<std::remove_const_t<S>, T>,
+                "cellkit::copy: source and destination element types differ");
   detail::check_copy_spaces<Policy, SrcSpace, DstSpace>();
   expect_shapes(src.rows() == dst.rows() && src.cols() == dst.cols(), "copy", "src", src.shape(), "dst", dst.shape(),
                 "shapes must be equal");

@@ -61,8 +61,8 @@ inline std::string format_shape(shape2 s) {
 [[noreturn]] inline void throw_dimension_mismatch(const char* function, const char* name_a, shape2 a,
                                                   const char* name_b, shape2 b, const char* rule) {
   std::ostringstream out;
-  out << function << ": dimension mismatch: " << name_a << " is " << format_shape(a) << " but "
-      << name_b << " is " << format_shape(b) << " (" << rule << ")";
+  out << function << ": dimension mismatch: " << name_a << " is " << format_shape(a) << " but " << name_b << " is "
+      << format_shape(b) << " (" << rule << ")";
   throw dimension_mismatch(out.str());
 }
 
@@ -74,14 +74,13 @@ inline std::string format_shape(shape2 s) {
 }  // namespace detail
 
 /// Throws `dimension_mismatch` unless `condition`; `rule` states the requirement in words.
-inline void expect_shapes(bool condition, const char* function, const char* name_a, shape2 a,
-                          const char* name_b, shape2 b, const char* rule) {
+inline void expect_shapes(bool condition, const char* function, const char* name_a, shape2 a, const char* name_b,
+                          shape2 b, const char* rule) {
   if (!condition) detail::throw_dimension_mismatch(function, name_a, a, name_b, b, rule);
 }
 
 /// Throws `invalid_argument` naming `argument` unless `condition`.
-inline void expect_argument(bool condition, const char* function, const char* argument,
-                            const std::string& problem) {
+inline void expect_argument(bool condition, const char* function, const char* argument, const std::string& problem) {
   if (!condition) detail::throw_invalid_argument(function, argument, problem);
 }
 

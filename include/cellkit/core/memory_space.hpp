@@ -13,7 +13,6 @@ struct host_space {};
 struct device_space {};
 
 template <class Space>
-inline constexpr bool is_memory_space_v =
-    std::is_same_v<Space, host_space> || std::is_same_v<Space, device_space>;
+inline constexpr bool is_memory_space_v = std::is_same_v<Space, host_space> || std::is_same_v<Space, device_space>;
 
 }  // namespace cellkit

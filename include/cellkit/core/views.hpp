@@ -90,8 +90,8 @@ class matrix_view {
   /// Rows [first, first + count) as a view (no copy). Throws if out of range.
   matrix_view row_block(index_t first, index_t count) const {
     CELLKIT_EXPECTS(first >= 0 && count >= 0 && first + count <= rows_, "matrix_view::row_block", "first/count",
-                    "rows [" + std::to_string(first) + ", " + std::to_string(first + count) +
-                        ") are outside 0.." + std::to_string(rows_));
+                    "rows [" + std::to_string(first) + ", " + std::to_string(first + count) + ") are outside 0.." +
+                        std::to_string(rows_));
     return matrix_view(data_ + first * stride_, count, cols_, stride_);
   }
 
@@ -129,8 +129,12 @@ class csr_view {
 
   template <class U, std::enable_if_t<std::is_same_v<const U, T> && !std::is_same_v<U, T>, int> = 0>
   CELLKIT_HD constexpr csr_view(csr_view<U, Index, Space> other)
-      : rows_(other.rows()), cols_(other.cols()), nnz_(other.nnz()), indptr_(other.indptr()),
-        indices_(other.indices()), values_(other.values()) {}
+      : rows_(other.rows()),
+        cols_(other.cols()),
+        nnz_(other.nnz()),
+        indptr_(other.indptr()),
+        indices_(other.indices()),
+        values_(other.values()) {}
 
   CELLKIT_HD constexpr index_t rows() const { return rows_; }
   CELLKIT_HD constexpr index_t cols() const { return cols_; }
@@ -157,15 +161,15 @@ class csr_view {
 template <class T, class Index>
 void validate(const csr_view<T, Index, host_space>& a) {
   CELLKIT_EXPECTS(a.rows() == 0 || a.indptr()[0] == 0, "validate(csr)", "indptr", "indptr[0] must be 0");
-  CELLKIT_EXPECTS(a.rows() == 0 ? a.nnz() == 0 : static_cast<index_t>(a.indptr()[a.rows()]) == a.nnz(),
-                  "validate(csr)", "indptr", "indptr[rows] must equal nnz = " + std::to_string(a.nnz()));
+  CELLKIT_EXPECTS(a.rows() == 0 ? a.nnz() == 0 : static_cast<index_t>(a.indptr()[a.rows()]) == a.nnz(), "validate(csr)",
+                  "indptr", "indptr[rows] must equal nnz = " + std::to_string(a.nnz()));
   for (index_t i = 0; i < a.rows(); ++i) {
     const index_t begin = a.row_begin(i);
     const index_t end = a.row_end(i);
     CELLKIT_EXPECTS(begin <= end, "validate(csr)", "indptr", "decreases at row " + std::to_string(i));
-    CELLKIT_EXPECTS(end <= a.nnz(), "validate(csr)", "indptr",
-                    "row " + std::to_string(i) + " ends at " + std::to_string(end) + ", past nnz = " +
-                        std::to_string(a.nnz()));
+    CELLKIT_EXPECTS(
+        end <= a.nnz(), "validate(csr)", "indptr",
+        "row " + std::to_string(i) + " ends at " + std::to_string(end) + ", past nnz = " + std::to_string(a.nnz()));
     for (index_t p = begin; p < end; ++p) {
       const auto column = static_cast<index_t>(a.indices()[p]);
       CELLKIT_EXPECTS(column >= 0 && column < a.cols(), "validate(csr)", "indices",

@@ -106,8 +106,8 @@ template <class T>
 void host_gemm(int threads, bool ta, bool tb, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
                const T* b, index_t ldb, T beta, T* c, index_t ldc) {
   using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using const_map = Eigen::Map<const matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
-  using map = Eigen::Map<matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+  using const_map = Eigen::Map<const matrix, Eigen::Unaligned, Eigen::OuterStride<> >;
+  using map = Eigen::Map<matrix, Eigen::Unaligned, Eigen::OuterStride<> >;
   // Stored shapes: A is (ta ? k x m : m x k), B is (tb ? n x k : k x n).
   const_map a_map(a, ta ? k : m, ta ? m : k, Eigen::OuterStride<>(lda));
   const_map b_map(b, tb ? n : k, tb ? k : n, Eigen::OuterStride<>(ldb));
@@ -141,8 +141,8 @@ void gemm(const Policy& policy, matrix_view<TA, Space> a, matrix_view<TB, Space>
   const index_t k = params.transpose_a ? a.rows() : a.cols();
   const index_t k_b = params.transpose_b ? b.cols() : b.rows();
   const index_t n = params.transpose_b ? b.rows() : b.cols();
-  expect_shapes(k == k_b, "gemm", params.transpose_a ? "A^T" : "A", {m, k}, params.transpose_b ? "B^T" : "B",
-                {k_b, n}, "the inner dimensions must agree");
+  expect_shapes(k == k_b, "gemm", params.transpose_a ? "A^T" : "A", {m, k}, params.transpose_b ? "B^T" : "B", {k_b, n},
+                "the inner dimensions must agree");
   expect_shapes(c.rows() == m && c.cols() == n, "gemm", "C", c.shape(), "op(A) op(B)", {m, n},
                 "C must have the shape of the product");
   if (m == 0 || n == 0) return;

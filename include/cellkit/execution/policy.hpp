@@ -51,8 +51,8 @@ struct cuda {
 };
 
 template <class Policy>
-inline constexpr bool is_execution_policy_v = std::is_same_v<Policy, serial> || std::is_same_v<Policy, openmp> ||
-                                              std::is_same_v<Policy, cuda>;
+inline constexpr bool is_execution_policy_v =
+    std::is_same_v<Policy, serial> || std::is_same_v<Policy, openmp> || std::is_same_v<Policy, cuda>;
 template <class Policy>
 inline constexpr bool is_host_policy_v = std::is_same_v<Policy, serial> || std::is_same_v<Policy, openmp>;
 template <class Policy>

@@ -70,7 +70,8 @@ T reduce_chunk_lanes(index_t first, index_t last, R& reduce, F& transform) {
   for (index_t i = first + lanes; i < full_end; i += lanes) {
     for (int l = 0; l < lanes; ++l) lane[l] = reduce(lane[l], static_cast<T>(transform(i + l)));
   }
-  for (index_t i = full_end; i < last; ++i) lane[i - full_end] = reduce(lane[i - full_end], static_cast<T>(transform(i)));
+  for (index_t i = full_end; i < last; ++i)
+    lane[i - full_end] = reduce(lane[i - full_end], static_cast<T>(transform(i)));
   return reduce(reduce(reduce(lane[0], lane[1]), reduce(lane[2], lane[3])),
                 reduce(reduce(lane[4], lane[5]), reduce(lane[6], lane[7])));
 }

@@ -89,7 +89,8 @@ void spmm_rows(index_t row_first, index_t row_last, const Index* indptr, const I
     const index_t begin = static_cast<index_t>(indptr[i]);
     const index_t end = static_cast<index_t>(indptr[i + 1]);
     T* y_row = y + i * ldy;
-    for (index_t t = 0; t < full_tiles; ++t) spmm_row_tile<W>(indices, values, begin, end, x, ldx, t * W, alpha, beta, y_row);
+    for (index_t t = 0; t < full_tiles; ++t)
+      spmm_row_tile<W>(indices, values, begin, end, x, ldx, t * W, alpha, beta, y_row);
     if (tail > 0) spmm_row_tail<W>(indices, values, begin, end, x, ldx, full_tiles * W, tail, alpha, beta, y_row);
   }
 }

@@ -72,8 +72,8 @@ inline cusparseHandle_t cusparse_handle(cudaStream_t stream) {
 
 /// Row-major C = alpha op(A) op(B) + beta C via column-major cuBLAS: C^T = op(B)^T op(A)^T.
 template <class T>
-void cuda_gemm(cudaStream_t stream, bool ta, bool tb, index_t m, index_t n, index_t k, T alpha, const T* a,
-               index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+void cuda_gemm(cudaStream_t stream, bool ta, bool tb, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
+               const T* b, index_t ldb, T beta, T* c, index_t ldc) {
   cublasHandle_t handle = cublas_handle(stream);
   const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -110,9 +110,9 @@ void cuda_spmm(cudaStream_t stream, index_t rows, index_t cols, index_t nnz, con
                                    const_cast<T*>(values), cusparse_index_type<Index>(), cusparse_index_type<Index>(),
                                    CUSPARSE_INDEX_BASE_ZERO, cuda_data_type<T>()),
                  "cusparseCreateCsr");
-  cusparse_check(cusparseCreateDnMat(&x_desc, cols, x_cols, ldx, const_cast<T*>(x), cuda_data_type<T>(),
-                                     CUSPARSE_ORDER_ROW),
-                 "cusparseCreateDnMat(X)");
+  cusparse_check(
+      cusparseCreateDnMat(&x_desc, cols, x_cols, ldx, const_cast<T*>(x), cuda_data_type<T>(), CUSPARSE_ORDER_ROW),
+      "cusparseCreateDnMat(X)");
   cusparse_check(cusparseCreateDnMat(&y_desc, rows, x_cols, ldy, y, cuda_data_type<T>(), CUSPARSE_ORDER_ROW),
                  "cusparseCreateDnMat(Y)");
   std::size_t scratch_bytes = 0;

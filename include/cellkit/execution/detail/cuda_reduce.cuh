@@ -4,9 +4,9 @@
 #include <cellkit/core/config.hpp>
 #include <cellkit/core/detail/cuda_check.cuh>
 
-#include <cub/device/device_reduce.cuh>
 #include <thrust/iterator/counting_iterator.h>
 #include <thrust/iterator/transform_iterator.h>
+#include <cub/device/device_reduce.cuh>
 
 namespace cellkit::detail {
 
