@@ -20,8 +20,7 @@ void BM_triad(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   const std::int64_t n = cellkit_bench::triad_elements();
   cellkit_bench::report_bandwidth(state, cellkit_bench::triad_bytes(n));  // measures the limit first (own arrays)
-  cellkit::host_buffer<double> a(n, cellkit::uninitialized), b(n, cellkit::uninitialized),
-      c(n, cellkit::uninitialized);
+  cellkit::host_buffer<double> a(n, cellkit::uninitialized), b(n, cellkit::uninitialized), c(n, cellkit::uninitialized);
   cellkit_bench::first_touch(a.data(), b.data(), c.data(), n, threads);
   cellkit_bench::triad(a.data(), b.data(), c.data(), 3.0, n, threads);
   for (auto _ : state) {
@@ -50,9 +49,7 @@ void BM_gemm_large(benchmark::State& state) {
   }
 }
 
-void triad_args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"threads"})->Arg(cellkit_bench::bench_threads());
-}
+void triad_args(benchmark::internal::Benchmark* b) { b->ArgNames({"threads"})->Arg(cellkit_bench::bench_threads()); }
 
 void gemm_large_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "threads"})->Args({cellkit_bench::gemm_limit_size(), cellkit_bench::bench_threads()});

@@ -23,8 +23,8 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
@@ -194,7 +194,7 @@ inline void row_scalar(const Index* indices, const T* values, index_t begin, ind
 template <int Distance, class T, class Index>
 void rows(index_t row_first, index_t row_last, const Index* indptr, const Index* indices, const T* values, const T* x,
           index_t ldx, index_t n, T* y, index_t ldy) {
-  constexpr int W = 512 / static_cast<int>(sizeof(T));  // the library's widest tile: 8 x 64 bytes
+  constexpr int W = 512 / static_cast<int>(sizeof(T));            // the library's widest tile: 8 x 64 bytes
   const index_t pf_end = static_cast<index_t>(indptr[row_last]);  // stay inside this thread's nonzeros
   for (index_t i = row_first; i < row_last; ++i) {
     const index_t begin = static_cast<index_t>(indptr[i]);
@@ -202,10 +202,22 @@ void rows(index_t row_first, index_t row_last, const Index* indptr, const Index*
     T* y_row = y + i * ldy;
     index_t col = 0;
     for (; col + W <= n; col += W) row_tile<Distance, W>(indices, values, begin, end, pf_end, x, ldx, col, y_row);
-    if (col + W / 2 <= n) { row_tile<Distance, W / 2>(indices, values, begin, end, pf_end, x, ldx, col, y_row); col += W / 2; }
-    if (col + W / 4 <= n) { row_tile<Distance, W / 4>(indices, values, begin, end, pf_end, x, ldx, col, y_row); col += W / 4; }
-    if (col + W / 8 <= n) { row_tile<Distance, W / 8>(indices, values, begin, end, pf_end, x, ldx, col, y_row); col += W / 8; }
-    if (col + W / 16 <= n) { row_tile<Distance, W / 16>(indices, values, begin, end, pf_end, x, ldx, col, y_row); col += W / 16; }
+    if (col + W / 2 <= n) {
+      row_tile<Distance, W / 2>(indices, values, begin, end, pf_end, x, ldx, col, y_row);
+      col += W / 2;
+    }
+    if (col + W / 4 <= n) {
+      row_tile<Distance, W / 4>(indices, values, begin, end, pf_end, x, ldx, col, y_row);
+      col += W / 4;
+    }
+    if (col + W / 8 <= n) {
+      row_tile<Distance, W / 8>(indices, values, begin, end, pf_end, x, ldx, col, y_row);
+      col += W / 8;
+    }
+    if (col + W / 16 <= n) {
+      row_tile<Distance, W / 16>(indices, values, begin, end, pf_end, x, ldx, col, y_row);
+      col += W / 16;
+    }
     for (; col < n; ++col) row_scalar(indices, values, begin, end, x, ldx, col, y_row);
   }
 }
@@ -243,9 +255,15 @@ void BM_spmm_experiment(benchmark::State& state) {
   const auto x_view = std::as_const(x).as_matrix(rows, cols);
   auto run = [&] {
     switch (distance) {
-      case 0: experiment::spmm<0>(threads, a.view(), x_view, y.as_matrix(rows, cols)); break;
-      case 16: experiment::spmm<16>(threads, a.view(), x_view, y.as_matrix(rows, cols)); break;
-      default: experiment::spmm<8>(threads, a.view(), x_view, y.as_matrix(rows, cols)); break;
+      case 0:
+        experiment::spmm<0>(threads, a.view(), x_view, y.as_matrix(rows, cols));
+        break;
+      case 16:
+        experiment::spmm<16>(threads, a.view(), x_view, y.as_matrix(rows, cols));
+        break;
+      default:
+        experiment::spmm<8>(threads, a.view(), x_view, y.as_matrix(rows, cols));
+        break;
     }
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();

@@ -200,7 +200,8 @@ double gemm_flops_per_second() {
 /// Adds "GB/s" and "frac_triad" (of triad_bytes_per_second()) for `bytes_per_iteration` bytes.
 inline void report_bandwidth(benchmark::State& state, double bytes_per_iteration) {
   const double limit = triad_bytes_per_second();
-  state.counters["GB/s"] = benchmark::Counter(bytes_per_iteration * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(bytes_per_iteration * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["frac_triad"] =
       benchmark::Counter(bytes_per_iteration / limit, benchmark::Counter::kIsIterationInvariantRate);
 }
