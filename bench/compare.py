@@ -65,6 +65,9 @@ ENTRIES = [
           peers=[["peers/spmm_torch.py", "--scipy"]], match=_experiment_to_library_name),
     Entry(binary="bench_execution_gemm", filter="^BM_gemm<", quick_filter="^BM_gemm<.*>/m:1024/",
           peers=[["peers/gemm_peers.py"]]),
+    Entry(binary="bench_metrics_ranking_silhouette", filter="BM_(roc_auc|average_precision|silhouette_score)",
+          quick_filter="BM_(roc_auc|average_precision)<.*>/n:100000/|BM_silhouette_score<.*>/n:5000/",
+          peers=[["peers/ranking_silhouette_sklearn.py"]]),
 ]
 # ------------------------------------------------------------------------------------------------------
 
