@@ -1,0 +1,214 @@
+#pragma once
+/// @file
+/// Scalar building blocks of the count likelihoods (not a public interface; include
+/// <cellkit/likelihood/nb.hpp>, zinb.hpp or poisson.hpp):
+///
+/// - `stirlerr(z)`    = lgamma(z + 1) - (z + 1/2) log z + z - log(2 pi)/2, the error of Stirling's formula;
+/// - `log1pmx(t, 1+t)` = log(1 + t) - t, with full relative accuracy for small |t|;
+/// - `log1p_minus_frac(s, 1/(1+s))` = log(1 + s) - s / (1 + s) (s >= 0), the same for small s;
+/// - `phi_diff(a, x)` = [digamma(a + x) - log(a + x)] - [digamma(a) - log(a)] for a >= 10, x >= 0,
+///   with full relative accuracy also when x << a.
+///
+/// They let the NB log-probability be written in Loader's saddle-point form (see nb_kernels.hpp),
+/// where no two large terms cancel. Everything is `CELLKIT_HD`, branch-light, and computed in `T`.
+
+#include <cellkit/core/config.hpp>
+#include <cellkit/core/math.hpp>
+#include <cellkit/likelihood/detail/fast_math.hpp>
+
+#include <bit>
+#include <cstdint>
+#include <type_traits>
+
+namespace cellkit::likelihood::detail {
+
+template <class T>
+inline constexpr bool is_real_v = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
+template <class T>
+CELLKIT_HD constexpr T inf_v() noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    return __builtin_huge_valf();
+  } else {
+    return __builtin_huge_val();
+  }
+}
+
+template <class T>
+CELLKIT_HD constexpr T nan_v() noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    return __builtin_nanf("");
+  } else {
+    return __builtin_nan("");
+  }
+}
+
+template <class T>
+CELLKIT_HD constexpr bool is_finite(T v) noexcept {
+  return v - v == T(0);  // false for +-inf and NaN
+}
+
+/// log(2 pi) / 2.
+template <class T>
+inline constexpr T half_log_2pi_v = T(0.918938533204672741780329736405617639861);
+template <class T>
+inline constexpr T two_pi_v = T(6.283185307179586476925286766559005768394);
+
+/// Below this argument stirlerr/phi_diff switch from their asymptotic series to exact forms.
+template <class T>
+inline constexpr T asymptotic_min_v = T(10);
+
+// ---------------------------------------------------------------------------------------------------
+// stirlerr
+
+/// stirlerr(k) for k = 0..9 (mpmath, 40 digits, rounded to double; stirlerr(0) = 0 by convention).
+CELLKIT_HD inline double stirlerr_small_integer(int k) noexcept {
+  switch (k) {
+    case 1:
+      return 0.08106146679532726;
+    case 2:
+      return 0.0413406959554093;
+    case 3:
+      return 0.02767792568499834;
+    case 4:
+      return 0.020790672103765093;
+    case 5:
+      return 0.016644691189821193;
+    case 6:
+      return 0.013876128823070748;
+    case 7:
+      return 0.01189670994589177;
+    case 8:
+      return 0.010411265261972096;
+    case 9:
+      return 0.009255462182712733;
+    default:
+      return 0.0;
+  }
+}
+
+/// Stirling series sum_k B_2k / (2k (2k - 1) z^(2k-1)) for z >= 10: 8 terms in double (truncation
+/// below 2e-19 absolute at z = 10), 3 in float (below 7e-11).
+template <class T>
+CELLKIT_HD inline T stirlerr_series(T z) noexcept {
+  const T u = T(1) / z;
+  const T w = u * u;
+  if constexpr (std::is_same_v<T, double>) {
+    return u * horner(w, 1.0 / 12, -1.0 / 360, 1.0 / 1260, -1.0 / 1680, 1.0 / 1188, -691.0 / 360360, 1.0 / 156,
+                      -3617.0 / 122400);
+  } else {
+    return u * horner(w, 1.0f / 12, -1.0f / 360, 1.0f / 1260);
+  }
+}
+
+/// stirlerr(z) = lgamma(z + 1) - (z + 1/2) log z + z - log(2 pi)/2 for z > 0 (+0 at z = +inf).
+/// z >= 10: the series; integers 1..9: a table; other z < 10: from math::lgamma (absolute error
+/// ~ 20 eps, the size of the terms). stirlerr(z) ~ -log(z)/2 as z -> 0.
+template <class T>
+CELLKIT_HD inline T stirlerr(T z) noexcept {
+  if (z >= asymptotic_min_v<T>) return stirlerr_series(z);
+  const int k = static_cast<int>(z);
+  if (T(k) == z && k >= 1) return static_cast<T>(stirlerr_small_integer(k));
+  return math::lgamma(z + T(1)) - (z + T(0.5)) * math::log(z) + z - half_log_2pi_v<T>;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// log1pmx and log1p_minus_frac
+
+/// Below this |t| the series is used (loss of the direct form at the switch: ~10 ulp).
+template <class T>
+inline constexpr T log1pmx_series_max_v = T(0.25);
+
+/// 2 (z^3/3 + z^5/5 + ...) / z^3 = P(z^2) for |z| <= 1/7 (|t| <= 1/4): 9 terms in double (truncation
+/// < 1e-17 relative), 4 in float.
+template <class T>
+CELLKIT_HD CELLKIT_LK_INLINE T atanh_tail(T w) noexcept {
+  if constexpr (std::is_same_v<T, double>) {
+    return horner(w, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19);
+  } else {
+    return horner(w, 1.0f / 3, 1.0f / 5, 1.0f / 7, 1.0f / 9);
+  }
+}
+
+/// log(1 + t) - t for t >= -1, given also `one_plus_t` = 1 + t computed without cancellation by the
+/// caller (it matters for t near -1, where 1 + t would lose all its digits).
+/// |t| < 1/4: with z = t / (2 + t), log(1 + t) = 2 atanh z and t - 2z = z t, so
+/// log(1 + t) - t = -z t + 2 z^3 P(z^2): no cancellation (relative error a few ulp).
+/// Otherwise flog(one_plus_t) - t (one_plus_t > 0; t = -1 must be handled by the caller). Cost: one
+/// division (series) or one flog.
+template <class T>
+CELLKIT_HD inline T log1pmx(T t, T one_plus_t) noexcept {
+  if (t < log1pmx_series_max_v<T> && t > -log1pmx_series_max_v<T>) {
+    const T z = t / (T(2) + t);
+    const T z2 = z * z;
+    return T(2) * (z2 * z) * atanh_tail(z2) - z * t;
+  }
+  return flog(one_plus_t) - t;
+}
+
+/// h(s) = log(1 + s) - s / (1 + s) for s >= 0, given `log1p_s` = log(1 + s) and `inv_1ps` = 1 / (1 + s).
+/// s < 1/4: with z = s / (2 + s), h = z s / (1 + s) + 2 z^3 P(z^2) (positive terms only);
+/// otherwise log1p_s - s inv_1ps. h(s) ~ s^2/2 for small s, log(s) - 1 for large s.
+template <class T>
+CELLKIT_HD inline T log1p_minus_frac(T s, T log1p_s, T inv_1ps) noexcept {
+  if (s < log1pmx_series_max_v<T>) {
+    const T z = s / (T(2) + s);
+    const T z2 = z * z;
+    return z * s * inv_1ps + T(2) * (z2 * z) * atanh_tail(z2);
+  }
+  return log1p_s - s * inv_1ps;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// phi_diff
+
+/// phi(z) = digamma(z) - log z = -1/(2z) - P(1/z^2), P(w) = sum_k B_2k / (2k) w^k (asymptotic).
+/// Divided difference of P between s and t by Horner: dd <- p_s + t dd, p_s <- p_s s + c.
+template <class T, class... Cs>
+CELLKIT_HD constexpr T poly_divided_difference(T s, T t, T c_top, Cs... lower) noexcept {
+  T ps = c_top;
+  T dd = T(0);
+  const T coefficients[] = {static_cast<T>(lower)...};
+  for (const T c : coefficients) {
+    dd = ps + t * dd;
+    ps = ps * s + c;
+  }
+  return dd;
+}
+
+/// phi(z) = digamma(z) - log z = -1/(2z) - P(1/z^2) for z >= 10 (the asymptotic series, same terms as
+/// phi_diff), without the cancellation of digamma(z) - log(z).
+template <class T>
+CELLKIT_HD inline T phi_series(T z) noexcept {
+  const T u = T(1) / z;
+  const T w = u * u;
+  T p;
+  if constexpr (std::is_same_v<T, double>) {
+    p = w * horner(w, 1.0 / 12, -1.0 / 120, 1.0 / 252, -1.0 / 240, 1.0 / 132, -691.0 / 32760, 1.0 / 12, -3617.0 / 8160,
+                   43867.0 / 14364);
+  } else {
+    p = w * horner(w, 1.0f / 12, -1.0f / 120, 1.0f / 252);
+  }
+  return -T(0.5) * u - p;
+}
+
+/// phi(a + x) - phi(a) for a >= 10, x >= 0, phi(z) = digamma(z) - log z:
+/// = x u v [1/2 + (u + v) P[v^2, u^2]] with u = 1/a, v = 1/(a + x) and P[., .] the divided
+/// difference of P: every term positive or small, so relative accuracy ~ a few ulp for all x.
+/// Terms to B_18 (double; truncation ~1e-16 relative at a = 10) or B_6 (float).
+template <class T>
+CELLKIT_HD inline T phi_diff(T a, T x) noexcept {
+  const T u = T(1) / a;
+  const T v = T(1) / (a + x);
+  T dd;
+  if constexpr (std::is_same_v<T, double>) {
+    // coefficients of P from w^9 down to w^0
+    dd = poly_divided_difference(v * v, u * u, 43867.0 / 14364, -3617.0 / 8160, 1.0 / 12, -691.0 / 32760, 1.0 / 132,
+                                 -1.0 / 240, 1.0 / 252, -1.0 / 120, 1.0 / 12, 0.0);
+  } else {
+    dd = poly_divided_difference(v * v, u * u, 1.0f / 252, -1.0f / 120, 1.0f / 12, 0.0f);
+  }
+  return x * u * v * (T(0.5) + (u + v) * dd);
+}
+
+}  // namespace cellkit::likelihood::detail
