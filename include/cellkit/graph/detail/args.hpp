@@ -1,0 +1,28 @@
+#pragma once
+/// @file
+/// Parameter types of the graph layers (internal header; the aliases live in cellkit::graph).
+/// The element type T of a layer is deduced from its propagator or its output; these aliases keep
+/// the other arguments out of template deduction, so a `matrix_view<T>` converts to
+/// `matrix_view<const T>` and a view converts to `std::optional<view>` at the call site.
+
+#include <cellkit/core/views.hpp>
+
+#include <optional>
+#include <type_traits>
+
+namespace cellkit::graph {
+
+/// A read-only matrix input.
+template <class T>
+using const_matrix_arg = std::type_identity_t<matrix_view<const T>>;
+/// An optional read-only vector input (e.g. a bias): pass a view or `std::nullopt`.
+template <class T>
+using optional_bias_arg = std::type_identity_t<std::optional<vector_view<const T>>>;
+/// An optional matrix output (a gradient): pass a view or `std::nullopt` to skip it.
+template <class T>
+using optional_matrix_out = std::type_identity_t<std::optional<matrix_view<T>>>;
+/// An optional vector output (a gradient): pass a view or `std::nullopt` to skip it.
+template <class T>
+using optional_vector_out = std::type_identity_t<std::optional<vector_view<T>>>;
+
+}  // namespace cellkit::graph
