@@ -68,6 +68,9 @@ ENTRIES = [
     Entry(binary="bench_metrics_ranking_silhouette", filter="BM_(roc_auc|average_precision|silhouette_score)",
           quick_filter="BM_(roc_auc|average_precision)<.*>/n:100000/|BM_silhouette_score<.*>/n:5000/",
           peers=[["peers/ranking_silhouette_sklearn.py"]]),
+    Entry(binary="bench_metrics_clustering", filter="BM_",
+          quick_filter=None,  # scikit-learn needs seconds per call at these sizes: not in the CI smoke run
+          peers=[["peers/metrics_sklearn.py"]]),
     Entry(binary="bench_likelihood_zinb", filter="BM_zinb_nll|BM_lgamma", quick_filter=None,
           peers=[["peers/likelihood_torch.py"]]),
 ]

@@ -4,7 +4,8 @@
 //
 //   BM_kmeans_lloyd<T>/n/d/k/threads
 //
-// Per-iteration time = (t(max_iter = i1) - t(max_iter = i0)) / (i1 - i0): the centring copy, the
+// Per-iteration time = (t(max_iter = i1) - t(max_iter = i0)) / (i1 - i0), each t the best of 3 fits:
+// the centring copy, the
 // initialisation, the final E-step and the inertia cancel. The peer script measures scikit-learn's
 // KMeans(algorithm='lloyd', init=<centres>, n_init=1, tol=0).fit the same way.
 // Counters: GFLOP/s and frac_gemm for the 2 N k d flops of the E-step GEMM (the M-step's N d adds
@@ -17,6 +18,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <utility>
@@ -49,8 +51,12 @@ void BM_kmeans_lloyd(benchmark::State& state) {
   };
   fit(2);  // warm-up
   for (auto _ : state) {
-    const double t0 = fit(2);
-    const double t1 = fit(2 + extra);
+    // Each length's best of 3 (load from other processes only ever adds time), then the difference.
+    double t0 = 1e300, t1 = 1e300;
+    for (int r = 0; r < 3; ++r) {
+      t0 = std::min(t0, fit(2));
+      t1 = std::min(t1, fit(2 + extra));
+    }
     state.SetIterationTime(std::max(1e-9, (t1 - t0) / extra));
   }
   cellkit_bench::report_flops<T>(state, 2.0 * double(n) * double(k) * double(d));
@@ -63,7 +69,7 @@ void grid(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(BM_kmeans_lloyd<float>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(5);
-BENCHMARK(BM_kmeans_lloyd<double>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(5);
+BENCHMARK(BM_kmeans_lloyd<float>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2);
+BENCHMARK(BM_kmeans_lloyd<double>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2);
 
 BENCHMARK_MAIN();

@@ -5,7 +5,8 @@
 //   BM_sinkhorn_kernel<T>/n/m/threads   kernel-domain iterations (one fused pass over K)
 //   BM_sinkhorn_log<T>/n/m/threads      log-domain iterations (one fused pass over C, one exp per entry)
 //
-// Per-iteration time = (t(solve with i1 iterations) - t(solve with i0 iterations)) / (i1 - i0), so
+// Per-iteration time = (t(solve with i1 iterations) - t(solve with i0 iterations)) / (i1 - i0), each t
+// the best of 3 solves, so
 // the one-off work (K = exp(-C/eps), potentials, workspace) cancels; the peer script measures POT's
 // ot.sinkhorn(method='sinkhorn' / 'sinkhorn_log', stopThr=0) the same way. Reported through
 // UseManualTime (the "real time" column is the per-iteration time).
@@ -18,6 +19,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <utility>
@@ -48,8 +50,12 @@ void run_sinkhorn(benchmark::State& state, cellkit::cluster::sinkhorn_method met
   };
   solve(2);  // warm-up
   for (auto _ : state) {
-    const double t0 = solve(2);
-    const double t1 = solve(2 + extra);
+    // Each length's best of 3 (load from other processes only ever adds time), then the difference.
+    double t0 = 1e300, t1 = 1e300;
+    for (int r = 0; r < 3; ++r) {
+      t0 = std::min(t0, solve(2));
+      t1 = std::min(t1, solve(2 + extra));
+    }
     state.SetIterationTime(std::max(1e-9, (t1 - t0) / extra));
   }
   cellkit_bench::report_bandwidth(state, double(n) * double(m) * sizeof(T));
@@ -72,9 +78,9 @@ void grid(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(BM_sinkhorn_kernel<float>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(5);
-BENCHMARK(BM_sinkhorn_kernel<double>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(5);
-BENCHMARK(BM_sinkhorn_log<float>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(5);
-BENCHMARK(BM_sinkhorn_log<double>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(5);
+BENCHMARK(BM_sinkhorn_kernel<float>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2);
+BENCHMARK(BM_sinkhorn_kernel<double>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2);
+BENCHMARK(BM_sinkhorn_log<float>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2);
+BENCHMARK(BM_sinkhorn_log<double>)->Apply(grid)->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(2);
 
 BENCHMARK_MAIN();

@@ -1,4 +1,3 @@
-#include <cellkit/graph/boost_graph.hpp>
 #include <cellkit/graph/csr_graph.hpp>
 
 #include "graph/graph_test_util.hpp"
@@ -99,37 +98,4 @@ TEST_CASE("csr_graph converts to and from Eigen sparse matrices of both storage 
   CHECK(back64.num_edges() == g.num_edges());
   Eigen::SparseMatrix<double> rect(3, 4);
   graph_test::check_throws_with<dimension_mismatch>([&] { from_eigen_sparse(rect); }, {"from_eigen_sparse", "square"});
-}
-
-TEST_CASE("Boost.Graph round trip and connected components") {
-#if !CELLKIT_CUDA_COMPILER || 1
-  // Two weak components {0, 1, 2} (0 -> 1, 2 -> 1) and {3, 4} (3 <-> 4), and an isolated node 5.
-  std::vector<std::int32_t> rows = {0, 2, 3, 4}, cols = {1, 1, 4, 3};
-  std::vector<double> w = {0.5, 1.5, 2.0, 2.0};
-  auto g = csr_graph<double>::from_edges(6, rows, cols, w);
-  auto bg = to_boost_graph(g);
-  CHECK(boost::num_vertices(bg) == 6);
-  CHECK(boost::num_edges(bg) == 4);
-  auto view = cellkit::as_csr_view(bg);  // zero-copy back
-  CHECK(graph_test::dense(view) == graph_test::dense(g.view()));
-  auto back = from_boost_graph<double>(bg, boost::get(boost::edge_bundle, bg));
-  CHECK(graph_test::dense(back.view()) == graph_test::dense(g.view()));
-
-  std::vector<int> labels(6);
-  CHECK(connected_components(g.view(), vector_view<int>(labels.data(), 6)) == 3);
-  CHECK(labels == std::vector<int>{0, 0, 0, 1, 1, 2});
-  CHECK(strong_components(g.view(), vector_view<int>(labels.data(), 6)) == 5);
-  CHECK(labels == std::vector<int>{0, 1, 2, 3, 3, 4});
-
-  boost::adjacency_list<boost::vecS, boost::vecS, boost::undirectedS, boost::no_property,
-                        boost::property<boost::edge_weight_t, float>>
-      u(4);
-  boost::add_edge(0, 3, 2.0f, u);
-  boost::add_edge(1, 2, 1.0f, u);
-  auto from_u = from_boost_graph(u, boost::get(boost::edge_weight, u));
-  CHECK(graph_test::dense(from_u.view()) == std::vector<double>{0, 0, 0, 2, 0, 0, 1, 0, 0, 1, 0, 0, 2, 0, 0, 0});
-  graph_test::check_throws_with<dimension_mismatch>(
-      [&] { connected_components(g.view(), vector_view<int>(labels.data(), 5)); },
-      {"connected_components", "labels is 5 x 1"});
-#endif
 }

@@ -99,7 +99,6 @@ void blocked_column_sums(const Policy& policy, matrix_view<const T> x, vector_vi
     const index_t last = std::min(n, first + per);
     for (index_t i = first; i < last; ++i) {
       const T* row = x.row_data(i);
-#pragma omp simd
       for (index_t j = 0; j < p; ++j) acc[j] += row[j];
     }
   });
@@ -116,7 +115,6 @@ void add_row_vector(const Policy& policy, vector_view<const T> b, matrix_view<T>
   const index_t p = y.cols();
   parallel_for(policy, y.rows(), [&](index_t i) {
     T* row = y.row_data(i);
-#pragma omp simd
     for (index_t j = 0; j < p; ++j) row[j] += b[j];
   });
 }
