@@ -71,6 +71,8 @@ ENTRIES = [
     Entry(binary="bench_metrics_clustering", filter="BM_",
           quick_filter=None,  # scikit-learn needs seconds per call at these sizes: not in the CI smoke run
           peers=[["peers/metrics_sklearn.py"]]),
+    Entry(binary="bench_contrastive_info_nce", filter="BM_info_nce", quick_filter=None,
+          peers=[["peers/contrastive_torch.py"]]),
     Entry(binary="bench_likelihood_zinb", filter="BM_zinb_nll|BM_lgamma", quick_filter=None,
           peers=[["peers/likelihood_torch.py"]]),
 ]
