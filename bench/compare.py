@@ -75,6 +75,13 @@ ENTRIES = [
           peers=[["peers/contrastive_torch.py"]]),
     Entry(binary="bench_likelihood_zinb", filter="BM_zinb_nll|BM_lgamma", quick_filter=None,
           peers=[["peers/likelihood_torch.py"]]),
+    Entry(binary="bench_graph_tagcn", filter="BM_", quick_filter=None, peers=[["peers/graph_torch.py"]]),
+    Entry(binary="bench_graph_knn", filter="BM_", quick_filter=None, peers=[["peers/graph_torch.py"]]),
+    Entry(binary="bench_cluster_soft_assignment", filter="BM_", quick_filter=None,
+          peers=[["peers/cluster_peers.py"]]),
+    Entry(binary="bench_cluster_sinkhorn", filter="BM_", quick_filter=None, peers=[["peers/cluster_peers.py"]]),
+    Entry(binary="bench_cluster_kmeans", filter="BM_", quick_filter=None, peers=[["peers/cluster_peers.py"]]),
+    Entry(binary="bench_cluster_gmm", filter="BM_", quick_filter=None, peers=[["peers/gmm_sklearn.py"]]),
 ]
 # ------------------------------------------------------------------------------------------------------
 
