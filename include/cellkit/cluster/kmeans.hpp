@@ -36,16 +36,17 @@
 ///
 /// ## Determinism (thread-count independent)
 ///
-/// GEMM results depend on the BLAS thread count, so the E-step does not use a multi-threaded GEMM:
-/// rows are cut into fixed chunks of 2048 (each computed by one thread) and blocks of 256 rows (one
-/// serial GEMM each); per-chunk partial sums are merged in chunk order. Labels, centres, inertia and
-/// iteration counts are bit-identical for serial{} and openmp{n}, every n.
+/// GEMM results depend on the BLAS thread count, so the E-step does not use the library GEMM: rows
+/// are cut into fixed chunks of 2048 (each computed by one thread) and blocks of 256 rows, whose
+/// distances come from a dedicated kernel (`detail::nearest_centres`: vectorised across rows, each
+/// distance one fixed-order FMA chain); per-chunk partial sums are merged in chunk order. Labels,
+/// centres, inertia and iteration counts are bit-identical for serial{} and openmp{n}, every n.
 ///
 /// ## Cost
 ///
 /// Per Lloyd iteration: 2 N k d flops (GEMM) + N k compares + N d adds. k-means++: (2 +
-/// log k) k N d flops. Memory: a centred copy of X (N d values of T), N labels, 2 k d centres,
-/// (N / 2048) k d doubles of partial sums, per thread a 256 x k block. Synchronous.
+/// log k) k N d flops. Memory: a centred copy of X and the same rows tiled for the E-step (2 N d values of T), N
+/// labels, 2 k d centres, (N / 2048) k d doubles of partial sums, per thread a 256 x k block. Synchronous.
 ///
 /// ## Errors
 ///
@@ -229,10 +230,11 @@ kmeans_result<T> kmeans_host(int threads, matrix_view<const T> x, const kmeans_p
   mean_variance /= static_cast<double>(d);
   const double tol_scaled = params.tol == 0.0 ? 0.0 : params.tol * mean_variance;
   data.x = matrix_view<const T>(centred.data(), n, d);
+  data.tiled = tile_rows_for_nearest_centres(data.x);
 
   const int restarts = params.init == kmeans_init::given ? 1 : params.n_init;
   std::vector<host_buffer<T>> scratch;
-  for (int t = 0; t < (threads > 0 ? threads : 1); ++t) scratch.emplace_back(kmeans_block_rows * k, uninitialized);
+  for (int t = 0; t < (threads > 0 ? threads : 1); ++t) scratch.emplace_back(lloyd_scratch_size<T>(d), uninitialized);
   lloyd_partials partials;
 
   kmeans_result<T> best;
@@ -364,7 +366,7 @@ void kmeans_predict(const Policy& policy, matrix_view<TX, SX> x, matrix_view<TC,
   data.row_norms.assign(static_cast<std::size_t>(data.n), 0.0);
   const int threads = data.threads > 0 ? data.threads : 1;
   std::vector<host_buffer<T>> scratch;
-  for (int t = 0; t < threads; ++t) scratch.emplace_back(detail::kmeans_block_rows * centres.rows(), uninitialized);
+  for (int t = 0; t < threads; ++t) scratch.emplace_back(detail::lloyd_scratch_size<T>(data.d), uninitialized);
   detail::lloyd_partials partials;
   for (index_t i = 0; i < x.rows(); ++i) labels[i] = -1;
   detail::lloyd_assign(data, matrix_view<const T>(centres), labels.data(), false, partials, scratch);

@@ -398,7 +398,7 @@ sinkhorn_result<T> sinkhorn_log_solve(int threads, const Rows& rows, T sign, vec
 template <class T, class KRows, class CRows>
 sinkhorn_result<T> sinkhorn_kernel_solve(int threads, const KRows& krows, const CRows& crows, T sign,
                                          vector_view<const T> a, vector_view<const T> b, const sinkhorn_params<T>& p,
-                                         const sinkhorn_outputs<T>& out) {
+                                         const sinkhorn_outputs<T>& out, const tiled_kernel<T>* tiled = nullptr) {
   const index_t n = krows.rows();
   const index_t m = krows.cols();
   const double eps = static_cast<double>(p.epsilon);
@@ -425,7 +425,13 @@ sinkhorn_result<T> sinkhorn_kernel_solve(int threads, const KRows& krows, const 
   int it = 0;
   while (true) {
     ++it;
+#if CELLKIT_CLUSTER_VECTOR_EXTENSIONS
+    bool finite = tiled != nullptr
+                      ? tiled_kernel_row_sweep(threads, *tiled, ws, phi, v.data(), u_new.data(), col.data())
+                      : kernel_row_sweep(threads, krows, ws, a.data(), phi, v.data(), u_new.data(), col.data());
+#else
     bool finite = kernel_row_sweep(threads, krows, ws, a.data(), phi, v.data(), u_new.data(), col.data());
+#endif
     double err = 0.0;
     for (index_t j = 0; j < m; ++j) {
       const auto sj = static_cast<std::size_t>(j);
@@ -549,6 +555,10 @@ sinkhorn_result<T> sinkhorn_dispatch(int threads, const Rows& rows, T sign, vect
       }
     });
     stored_rows<T> krows{matrix_view<const T>(kernel.data(), n, m, mp), mp};
+    if (tiled_kernel<T>::worthwhile(m)) {
+      const tiled_kernel<T> tiled(kernel.data(), n, m, mp, a.data());
+      return sinkhorn_kernel_solve<T>(threads, krows, rows, sign, a, b, p, out, &tiled);
+    }
     return sinkhorn_kernel_solve<T>(threads, krows, rows, sign, a, b, p, out);
   } else {
     kernel_rows<T, Rows> krows{rows, coef};

@@ -72,8 +72,10 @@ class scoped_omp_threads {
   scoped_omp_threads(const scoped_omp_threads&) = delete;
   scoped_omp_threads& operator=(const scoped_omp_threads&) = delete;
 
+#if CELLKIT_HAS_OPENMP
  private:
   int previous_ = 1;
+#endif
 };
 
 template <class Policy>

@@ -93,7 +93,7 @@ T transform_reduce(const Policy& policy, index_t n, T init, R reduce, F transfor
       partial[static_cast<std::size_t>(c)] = detail::reduce_chunk_lanes<T>(first, last, reduce, transform);
     };
     if constexpr (std::is_same_v<Policy, openmp> && CELLKIT_HAS_OPENMP) {
-      const int threads = policy.resolved_threads();
+      [[maybe_unused]] const int threads = policy.resolved_threads();  // unused when OpenMP is off
 #pragma omp parallel for num_threads(threads) schedule(static)
       for (index_t c = 0; c < chunks; ++c) fold_chunk(c);
     } else {

@@ -4,11 +4,12 @@
 ///
 /// Thread-count independence: rows are cut into fixed chunks of `kmeans_chunk_rows` (partial sums
 /// per chunk, merged in chunk order) and each chunk into GEMM blocks of `kmeans_block_rows`, each
-/// computed by one thread with a serial GEMM. Nothing depends on which thread runs a chunk, so
+/// computed by one thread with `nearest_centres`. Nothing depends on which thread runs a chunk, so
 /// labels, centres and inertia are bit-identical for serial and any openmp thread count.
 
 #include <cellkit/cluster/common.hpp>
 #include <cellkit/cluster/detail/parallel.hpp>
+#include <cellkit/cluster/detail/simd_kernels.hpp>
 #include <cellkit/core/buffer.hpp>
 #include <cellkit/core/random.hpp>
 #include <cellkit/core/views.hpp>
@@ -33,6 +34,7 @@ struct kmeans_data {
   matrix_view<const T> x;         // N x d, centred (x - column means), contiguous
   const T* weight = nullptr;      // N sample weights, or null for unit weights
   std::vector<double> row_norms;  // ||x_i||^2 of the centred rows (k-means++ and the inertia estimate)
+  std::vector<T> tiled;           // x tiled for nearest_centres (empty: tiled block by block)
   index_t n = 0;
   index_t d = 0;
   int threads = 1;
@@ -40,6 +42,12 @@ struct kmeans_data {
   double w(index_t i) const { return weight ? static_cast<double>(weight[i]) : 1.0; }
   index_t chunks() const { return (n + kmeans_chunk_rows - 1) / kmeans_chunk_rows; }
 };
+
+/// Scratch values per thread for `lloyd_assign`.
+template <class T>
+index_t lloyd_scratch_size(index_t d) {
+  return d * nearest_centres_tile_rows<T>() + kmeans_block_rows;
+}
 
 /// Per-chunk partial results of one Lloyd step (merged in chunk order).
 struct lloyd_partials {
@@ -55,7 +63,7 @@ struct lloyd_step_result {
 };
 
 /// Labels of rows against `centres` (E-step) and, with `update`, the weighted sums per cluster
-/// (M-step input). Distances: ||c_j||^2 - 2 x_i.c_j by a serial GEMM per block (||x_i||^2 is the
+/// (M-step input). Distances: ||c_j||^2 - 2 x_i.c_j by `nearest_centres` per block (||x_i||^2 is the
 /// same for every j and left out of the argmin, as scikit-learn); the argmin takes the lowest j on
 /// ties.
 template <class T>
@@ -64,13 +72,7 @@ lloyd_step_result lloyd_assign(const kmeans_data<T>& data, matrix_view<const T> 
   const index_t k = centres.rows();
   const index_t d = data.d;
   const index_t chunks = data.chunks();
-  std::vector<T> cn(static_cast<std::size_t>(k));
-  for (index_t j = 0; j < k; ++j) {
-    const T* c = centres.row_data(j);
-    T s = T(0);
-    for (index_t a = 0; a < d; ++a) s += c[a] * c[a];
-    cn[static_cast<std::size_t>(j)] = s;
-  }
+  const centre_groups<T> groups(centres);
   if (update) {
     partials.sums.assign(static_cast<std::size_t>(chunks * k * d), 0.0);
     partials.weights.assign(static_cast<std::size_t>(chunks * k), 0.0);
@@ -79,7 +81,9 @@ lloyd_step_result lloyd_assign(const kmeans_data<T>& data, matrix_view<const T> 
   partials.inertia.assign(static_cast<std::size_t>(chunks), 0.0);
 
   parallel_blocks(data.threads, chunks, [&](int thread, index_t c) {
-    host_buffer<T>& dist_buffer = scratch[static_cast<std::size_t>(thread)];
+    T* tile = scratch[static_cast<std::size_t>(thread)].data();
+    T* best_values = tile + d * nearest_centres_tile_rows<T>();
+    index_t block_labels[kmeans_block_rows];
     const index_t chunk_first = c * kmeans_chunk_rows;
     const index_t chunk_last = std::min(data.n, chunk_first + kmeans_chunk_rows);
     double* sums = update ? partials.sums.data() + c * k * d : nullptr;
@@ -88,20 +92,11 @@ lloyd_step_result lloyd_assign(const kmeans_data<T>& data, matrix_view<const T> 
     double inertia = 0.0;
     for (index_t first = chunk_first; first < chunk_last; first += kmeans_block_rows) {
       const index_t count = std::min(kmeans_block_rows, chunk_last - first);
-      matrix_view<T> dist(dist_buffer.data(), count, k);
-      for (index_t r = 0; r < count; ++r) std::copy(cn.begin(), cn.end(), dist.row_data(r));
-      gemm(serial{}, data.x.row_block(first, count), centres, dist,
-           gemm_params<T>{.alpha = T(-2), .beta = T(1), .transpose_a = false, .transpose_b = true});
+      nearest_centres(data.x.row_block(first, count), data.tiled.empty() ? nullptr : data.tiled.data() + first * d,
+                      groups, tile, block_labels, best_values);
       for (index_t r = 0; r < count; ++r) {
-        const T* row = dist.row_data(r);
-        T best = row[0];
-        index_t label = 0;
-        for (index_t j = 1; j < k; ++j) {
-          if (row[j] < best) {
-            best = row[j];
-            label = j;
-          }
-        }
+        const index_t label = block_labels[r];
+        const T best = best_values[r];
         const index_t i = first + r;
         changed += labels[i] != label ? 1 : 0;
         labels[i] = label;

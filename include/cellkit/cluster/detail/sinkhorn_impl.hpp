@@ -22,6 +22,7 @@
 
 #include <cellkit/cluster/common.hpp>
 #include <cellkit/cluster/detail/parallel.hpp>
+#include <cellkit/cluster/detail/simd_kernels.hpp>
 #include <cellkit/cluster/detail/vector_math.hpp>
 #include <cellkit/core/buffer.hpp>
 #include <cellkit/core/math.hpp>
@@ -30,6 +31,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -419,6 +421,113 @@ bool kernel_row_sweep(int threads, const Rows& rows, sweep_workspace<T>& ws, con
   merge_partials(threads, ws, col);
   return std::all_of(ok.begin(), ok.end(), [](char x) { return x != 0; });
 }
+
+/// The kernel K (N x M, small M) stored a second time in row tiles for `tiled_kernel_row_sweep`:
+/// tile t holds rows [t L, t L + L) as M x L (column-major within the tile), L = one SIMD vector of
+/// T, rows beyond N zero. With M = 20 a row-by-row sweep spends most of its time on the horizontal
+/// sum of K_i. v and on the dependency through u_i; across rows both become plain vector work.
+template <class T>
+struct tiled_kernel {
+  static constexpr index_t lanes = 64 / static_cast<index_t>(sizeof(T));
+  static constexpr index_t max_cols = 64;
+  index_t n = 0, m = 0, tiles = 0;
+  std::vector<T> data;  // tiles x m x lanes
+  std::vector<T> a;     // tiles x lanes: the row marginal, zero beyond N
+
+  static bool worthwhile(index_t cols) { return CELLKIT_CLUSTER_VECTOR_EXTENSIONS && cols <= max_cols; }
+
+  tiled_kernel(const T* kernel, index_t rows, index_t cols, index_t stride, const T* marginal)
+      : n(rows), m(cols), tiles((rows + lanes - 1) / lanes) {
+    data.assign(static_cast<std::size_t>(tiles * m * lanes), T(0));
+    a.assign(static_cast<std::size_t>(tiles * lanes), T(0));
+    for (index_t i = 0; i < n; ++i) {
+      T* tile = data.data() + (i / lanes) * m * lanes + i % lanes;
+      for (index_t j = 0; j < m; ++j) tile[j * lanes] = kernel[i * stride + j];
+      a[static_cast<std::size_t>(i)] = marginal[i];
+    }
+  }
+};
+
+#if CELLKIT_CLUSTER_VECTOR_EXTENSIONS
+/// `kernel_row_sweep` (balanced or unbalanced) over a `tiled_kernel`: the same u_new and column
+/// sums (to rounding: other summation order), vectorised across rows. Chunks are whole tiles; their
+/// column partials are summed lane by lane in a fixed order, so results do not depend on threads.
+template <class T>
+bool tiled_kernel_row_sweep(int threads, const tiled_kernel<T>& k, sweep_workspace<T>& ws, double phi, const T* v,
+                            T* u_new, double* col) {
+  using vec = typename simd_vector<T>::type;
+  constexpr index_t lanes = tiled_kernel<T>::lanes;
+  const index_t m = k.m;
+  const index_t mp = ws.layout.m;
+  const index_t tiles_per_chunk = (ws.layout.chunk_rows + lanes - 1) / lanes;
+  const index_t chunks = (k.tiles + tiles_per_chunk - 1) / tiles_per_chunk;  // <= ws.layout.chunks
+  const bool balanced = phi == 1.0;
+  std::vector<char> ok(static_cast<std::size_t>(chunks), 1);
+  if (ws.row_buffer[0].size() < static_cast<std::size_t>(m * lanes))
+    for (auto& buffer : ws.row_buffer) buffer.resize(static_cast<std::size_t>(m * lanes));
+  parallel_blocks(threads, chunks, [&](int thread, index_t c) {
+    T* acc = ws.row_buffer[static_cast<std::size_t>(thread)].data();  // m vectors of column partials
+    std::fill(acc, acc + m * lanes, T(0));
+    vec bad = {};
+    const index_t t_last = std::min(k.tiles, (c + 1) * tiles_per_chunk);
+    for (index_t t = c * tiles_per_chunk; t < t_last; ++t) {
+      const T* tile = k.data.data() + t * m * lanes;
+      vec s = {};
+      for (index_t j = 0; j < m; ++j) {
+        vec kj;
+        std::memcpy(&kj, tile + j * lanes, sizeof(vec));
+        s += kj * v[j];
+      }
+      vec a;
+      std::memcpy(&a, k.a.data() + t * lanes, sizeof(vec));
+      const vec zero = {};
+      const auto live = a > zero;
+      const vec safe_s = live ? s : zero + T(1);
+      vec u = live ? a / safe_s : zero;
+      if (!balanced) {
+        T lane_u[lanes], lane_a[lanes], lane_s[lanes];
+        std::memcpy(lane_a, &a, sizeof(vec));
+        std::memcpy(lane_s, &s, sizeof(vec));
+        for (index_t l = 0; l < lanes; ++l)
+          lane_u[l] =
+              lane_a[l] > T(0)
+                  ? static_cast<T>(std::pow(static_cast<double>(lane_a[l]) / static_cast<double>(lane_s[l]), phi))
+                  : T(0);
+        std::memcpy(&u, lane_u, sizeof(vec));
+      }
+      // A live row needs s > 0 and a finite u (u - u is 0 only for finite u).
+      const auto fine = (s > zero) & ((u - u) == zero);
+      bad += live & ~fine ? zero + T(1) : zero;
+      const index_t first = t * lanes;
+      T lane_u[lanes];
+      std::memcpy(lane_u, &u, sizeof(vec));
+      const index_t count = std::min(lanes, k.n - first);
+      for (index_t l = 0; l < count; ++l) u_new[first + l] = lane_u[l];
+      for (index_t j = 0; j < m; ++j) {
+        vec kj, aj;
+        std::memcpy(&kj, tile + j * lanes, sizeof(vec));
+        std::memcpy(&aj, acc + j * lanes, sizeof(vec));
+        aj += u * kj;
+        std::memcpy(acc + j * lanes, &aj, sizeof(vec));
+      }
+    }
+    T* part = ws.partials.data() + c * mp;
+    for (index_t j = 0; j < mp; ++j) {
+      T sum = T(0);
+      if (j < m)
+        for (index_t l = 0; l < lanes; ++l) sum += acc[j * lanes + l];
+      part[j] = sum;
+    }
+    T lane_bad[lanes];
+    std::memcpy(lane_bad, &bad, sizeof(vec));
+    for (index_t l = 0; l < lanes; ++l)
+      if (lane_bad[l] != T(0)) ok[static_cast<std::size_t>(c)] = 0;
+  });
+  std::fill(ws.partials.begin() + chunks * mp, ws.partials.end(), T(0));
+  merge_partials(threads, ws, col);
+  return std::all_of(ok.begin(), ok.end(), [](char x) { return x != 0; });
+}
+#endif
 
 /// The plan P_ij = exp((f_i + g_j - s C_ij) / eps) and / or the row argmax of (g_j - s C_ij),
 /// the lowest j on ties.
