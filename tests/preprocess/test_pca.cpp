@@ -5,6 +5,7 @@
 #include <cellkit/preprocess/highly_variable.hpp>
 #include <cellkit/preprocess/normalize.hpp>
 #include <cellkit/preprocess/pca.hpp>
+#include <cellkit/preprocess/pipeline.hpp>
 #include <cellkit/preprocess/scale.hpp>
 
 #include "support/test_support.hpp"
@@ -237,4 +238,30 @@ TEST_CASE("the whole chain on 10x PBMC: randomised PCA vs exact (skipped without
   CHECK(leading <= 1e-5);
   CHECK(all <= 5e-2);
   CHECK(wide_all <= all);
+}
+
+TEST_CASE("run_pipeline equals the stages called one by one") {
+  const auto c = test::read_fixture_cases("preprocess_chain_cases.txt").front();
+  auto counts = dense_to_csr(c.matrix("counts"), static_cast<index_t>(c.params[1]), static_cast<index_t>(c.params[2]));
+  std::vector<std::string> stages;
+  const auto r = pp::run_pipeline(openmp{2}, counts.view(),
+                                  {.cells = {.min_genes = 3},
+                                   .genes = {.min_cells = 2},
+                                   .hvg = {.n_top_genes = 30},
+                                   .scale = {.max_value = 10.0},
+                                   .pca = {.n_components = 6},
+                                   .progress = [&](const std::string& s, double) { stages.push_back(s); }});
+  CHECK(stages == std::vector<std::string>{"filter", "normalize+log1p", "highly_variable_genes", "scale", "pca"});
+  std::vector<index_t> cells(c.matrix("cells_kept").begin(), c.matrix("cells_kept").end());
+  CHECK(r.cells == cells);
+  // genes are input columns: the fixture's HVG indices refer to the filtered genes.
+  const auto& kept = c.matrix("genes_kept");
+  std::vector<index_t> genes;
+  for (const double j : c.matrix("seurat_top"))
+    genes.push_back(static_cast<index_t>(kept[static_cast<std::size_t>(j)]));
+  CHECK(r.genes == genes);
+  CHECK(max_abs_diff(r.pca.scores, c.matrix("pca_scores")) <= 1e-8);
+  // Filters that leave nothing stop the chain with a message.
+  CHECK_THROWS_WITH_AS(pp::run_pipeline(serial{}, counts.view(), {.cells = {.min_counts = 1e12}}),
+                       doctest::Contains("no cell passes the filter"), invalid_argument);
 }
