@@ -82,6 +82,9 @@ ENTRIES = [
     Entry(binary="bench_cluster_sinkhorn", filter="BM_", quick_filter=None, peers=[["peers/cluster_peers.py"]]),
     Entry(binary="bench_cluster_kmeans", filter="BM_", quick_filter=None, peers=[["peers/cluster_peers.py"]]),
     Entry(binary="bench_cluster_gmm", filter="BM_", quick_filter=None, peers=[["peers/gmm_sklearn.py"]]),
+    # Needs ../shared/data/10x_pbmc_top2000 (both sides skip without it).
+    Entry(binary="bench_preprocess_pipeline", filter="BM_", quick_filter=None,
+          peers=[["peers/preprocess_sklearn.py"]]),
 ]
 # ------------------------------------------------------------------------------------------------------
 

@@ -92,7 +92,22 @@ namespace detail {
 
 using dmatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-inline constexpr index_t pca_block_rows = 256;
+inline constexpr index_t sparse_block_rows = 256;
+
+/// Row blocks of the GEMM passes: a multiple of 4 blocks of at most 512 rows, so 2 and 4 threads
+/// get equal shares. The partition depends only on n (never on the thread count): each block's
+/// serial GEMM, and the block-ordered merge of X^T Y, are then the same for every policy.
+struct row_blocks {
+  index_t count = 0;
+  index_t rows = 0;
+  explicit row_blocks(index_t n) {
+    count = 4 * ((n + 4 * 512 - 1) / (4 * 512));
+    rows = (n + count - 1) / count;
+    count = (n + rows - 1) / rows;
+  }
+  index_t first(index_t b) const { return b * rows; }
+  index_t size(index_t b, index_t n) const { return std::min(rows, n - b * rows); }
+};
 
 /// Xc as an operator: apply (Y = Xc W, W d x l) and apply_t (Z = Xc^T Y, Y n x l), both
 /// deterministic for every thread count.
@@ -106,11 +121,9 @@ struct dense_centred_operator {
 
   void apply(matrix_view<const T> w, matrix_view<T> y) const {
     const index_t n = xc.rows();
-    const index_t blocks = (n + pca_block_rows - 1) / pca_block_rows;
-    parallel_blocks(threads, blocks, [&](int, index_t b) {
-      const index_t first = b * pca_block_rows;
-      const index_t count = std::min(pca_block_rows, n - first);
-      gemm(serial{}, xc.row_block(first, count), w, y.row_block(first, count));
+    const row_blocks part(n);
+    parallel_blocks(threads, part.count, [&](int, index_t b) {
+      gemm(serial{}, xc.row_block(part.first(b), part.size(b, n)), w, y.row_block(part.first(b), part.size(b, n)));
     });
   }
 
@@ -118,15 +131,13 @@ struct dense_centred_operator {
     const index_t n = xc.rows();
     const index_t d = xc.cols();
     const index_t l = y.cols();
-    const index_t blocks = (n + pca_block_rows - 1) / pca_block_rows;
-    partial.resize(static_cast<std::size_t>(blocks * d * l));
-    parallel_blocks(threads, blocks, [&](int, index_t b) {
-      const index_t first = b * pca_block_rows;
-      const index_t count = std::min(pca_block_rows, n - first);
-      gemm(serial{}, xc.row_block(first, count), y.row_block(first, count),
+    const row_blocks part(n);
+    partial.resize(static_cast<std::size_t>(part.count * d * l));
+    parallel_blocks(threads, part.count, [&](int, index_t b) {
+      gemm(serial{}, xc.row_block(part.first(b), part.size(b, n)), y.row_block(part.first(b), part.size(b, n)),
            matrix_view<T>(partial.data() + b * d * l, d, l), {.transpose_a = true});
     });
-    merge_partials(partial, blocks, d * l, z);
+    merge_partials(partial, part.count, d * l, z);
   }
 
   static void merge_partials(const std::vector<T>& partial, index_t blocks, index_t size, matrix_view<T> z) {
@@ -157,10 +168,10 @@ struct sparse_centred_operator {
     for (index_t j = 0; j < x.cols(); ++j)
       for (index_t c = 0; c < l; ++c)
         shift[static_cast<std::size_t>(c)] += mean[static_cast<std::size_t>(j)] * static_cast<double>(w(j, c));
-    const index_t blocks = (n + pca_block_rows - 1) / pca_block_rows;
+    const index_t blocks = (n + sparse_block_rows - 1) / sparse_block_rows;
     parallel_blocks(threads, blocks, [&](int, index_t b) {
-      const index_t last = std::min(n, (b + 1) * pca_block_rows);
-      for (index_t i = b * pca_block_rows; i < last; ++i) {
+      const index_t last = std::min(n, (b + 1) * sparse_block_rows);
+      for (index_t i = b * sparse_block_rows; i < last; ++i) {
         T* out = y.row_data(i);
         for (index_t c = 0; c < l; ++c) out[c] = static_cast<T>(-shift[static_cast<std::size_t>(c)]);
         for (index_t k = x.row_begin(i); k < x.row_end(i); ++k) {
@@ -176,14 +187,14 @@ struct sparse_centred_operator {
     const index_t n = x.rows();
     const index_t d = x.cols();
     const index_t l = y.cols();
-    const index_t blocks = (n + pca_block_rows - 1) / pca_block_rows;
+    const index_t blocks = (n + sparse_block_rows - 1) / sparse_block_rows;
     partial.assign(static_cast<std::size_t>(blocks * d * l), T(0));
     std::vector<double> column_sums(static_cast<std::size_t>(blocks * l), 0.0);
     parallel_blocks(threads, blocks, [&](int, index_t b) {
       T* p = partial.data() + b * d * l;
       double* s = column_sums.data() + b * l;
-      const index_t last = std::min(n, (b + 1) * pca_block_rows);
-      for (index_t i = b * pca_block_rows; i < last; ++i) {
+      const index_t last = std::min(n, (b + 1) * sparse_block_rows);
+      for (index_t i = b * sparse_block_rows; i < last; ++i) {
         const T* yr = y.row_data(i);
         for (index_t c = 0; c < l; ++c) s[c] += static_cast<double>(yr[c]);
         for (index_t k = x.row_begin(i); k < x.row_end(i); ++k) {
@@ -322,11 +333,10 @@ void randomized_svd(const Op& op, const pca_params& params, pca_result<T>& r) {
   r.scores.resize(static_cast<std::size_t>(n * r.k));
   const auto cm = std::as_const(coefficients).as_matrix(l, r.k);
   const matrix_view<T> scores(r.scores.data(), n, r.k);
-  const index_t blocks = (n + pca_block_rows - 1) / pca_block_rows;
-  parallel_blocks(op.threads, blocks, [&](int, index_t b) {
-    const index_t first = b * pca_block_rows;
-    const index_t count = std::min(pca_block_rows, n - first);
-    gemm(serial{}, matrix_view<const T>(yv).row_block(first, count), cm, scores.row_block(first, count));
+  const row_blocks part(n);
+  parallel_blocks(op.threads, part.count, [&](int, index_t b) {
+    gemm(serial{}, matrix_view<const T>(yv).row_block(part.first(b), part.size(b, n)), cm,
+         scores.row_block(part.first(b), part.size(b, n)));
   });
 }
 
