@@ -76,7 +76,7 @@ inline void frame(std::ostringstream& out, const panel& p, const std::string& ti
       << title << "</text>\n";
   out << "<text x='" << p.left + p.width / 2 << "' y='" << p.top + p.height + 32
       << "' text-anchor='middle' font-size='12'>" << xlabel << "</text>\n";
-  out << "<text transform='translate(" << p.left - 34 << "," << p.top + p.height / 2
+  out << "<text transform='translate(" << p.left - 56 << "," << p.top + p.height / 2
       << ") rotate(-90)' text-anchor='middle' font-size='12'>" << ylabel << "</text>\n";
   for (int t = 0; t <= 4; ++t) {
     const double vy = p.y0 + (p.y1 - p.y0) * t / 4;
@@ -97,13 +97,13 @@ inline void frame(std::ostringstream& out, const panel& p, const std::string& ti
 
 inline std::string render_figure(const scatter_data& d) {
   std::ostringstream out;
-  const double w = 1580, h = 560;
+  const double w = 1600, h = 560;
   out << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='" << h << "' viewBox='0 0 " << w << ' '
       << h << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n";
   out << "<text x='" << w / 2 << "' y='28' text-anchor='middle' font-size='18'>" << d.title << "</text>\n";
   const double radius = d.x.size() > 20000 ? 1.0 : 1.8;
   for (int which = 0; which < 2; ++which) {
-    const auto p = svg::fit_panel(70 + which * 500, 70, 420, 420, d.x, d.y);
+    const auto p = svg::fit_panel(90 + which * 500, 70, 420, 420, d.x, d.y);
     svg::frame(out, p, which == 0 ? "GMM clusters" : "membership entropy (nats)", "PC1", "PC2");
     out << "<g fill-opacity='0.75'>\n";
     for (std::size_t i = 0; i < d.x.size(); ++i) {
@@ -124,7 +124,7 @@ inline std::string render_figure(const scatter_data& d) {
   }
   if (!d.curve_k.empty()) {
     std::vector<double> ks(d.curve_k.begin(), d.curve_k.end());
-    const auto p = svg::fit_panel(1150, 70, 390, 420, ks, d.curve_bic);
+    const auto p = svg::fit_panel(1170, 70, 380, 420, ks, d.curve_bic);
     svg::frame(out, p, "BIC by number of components", "K", "BIC", true);
     out << "<polyline fill='none' stroke='#1f77b4' stroke-width='2' points='";
     for (std::size_t i = 0; i < ks.size(); ++i)
