@@ -7,10 +7,14 @@
 //
 // Usage:
 //   cluster_cells [DATA] [--k K | --k-min A --k-max B] [--components N] [--hvg N] [--threads T]
-//                 [--seed S] [--cells N] [--out DIR]
+//                 [--seed S] [--cells N] [--input counts|linear|log] [--out DIR]
 // DATA: a dataset folder (counts.mtx.gz, labels.tsv, ...), a 10x Genomics directory, or a .mtx[.gz]
 // file. Without DATA it simulates a labelled dataset (--cells cells, 5000 genes, 6 cell types) with
 // cellkit's count simulator, so the demo runs anywhere.
+// --input says what the values are (default: from the data): counts are normalised to the median
+// total and log1p-transformed; linear expression (RPKM, TPM) only log1p-transformed; log-normalised
+// data used as they are. Without --input: counts when the manifest says raw_counts (or integer
+// values without a manifest), else log-normalised when every value is <= 50, else linear.
 //
 // Prints a progress display, a summary table and writes DIR (default cluster_cells_out/):
 //   cells.tsv   per cell: index, true label, GMM label, k-means label, entropy, memberships
@@ -27,6 +31,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +39,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +49,7 @@ using cellkit::index_t;
 
 struct options {
   std::string data;
+  std::string input;  // counts | linear | log, or empty: decided from the data
   std::string out = "cluster_cells_out";
   index_t cells = 6000;
   cluster_cells::settings settings;
@@ -51,7 +58,7 @@ struct options {
 [[noreturn]] void usage_error(const std::string& message) {
   std::fprintf(stderr,
                "cluster_cells: %s\nusage: cluster_cells [DATA] [--k K | --k-min A --k-max B] [--components N] "
-               "[--hvg N] [--threads T] [--seed S] [--cells N] [--out DIR]\n",
+               "[--hvg N] [--threads T] [--seed S] [--cells N] [--input counts|linear|log] [--out DIR]\n",
                message.c_str());
   std::exit(2);
 }
@@ -91,6 +98,10 @@ options parse(int argc, char** argv) {
       o.settings.seed = static_cast<std::uint64_t>(parse_integer(a, value()));
     } else if (a == "--cells") {
       o.cells = static_cast<index_t>(parse_integer(a, value()));
+    } else if (a == "--input") {
+      o.input = value();
+      if (o.input != "counts" && o.input != "linear" && o.input != "log")
+        usage_error("--input expects counts, linear or log, got '" + o.input + "'");
     } else if (a == "--out") {
       o.out = value();
     } else if (a == "-h" || a == "--help") {
@@ -152,6 +163,7 @@ int main(int argc, char** argv) {
     std::vector<index_t> labels;
     std::string name;
     std::vector<std::string> categories;
+    std::optional<bool> raw_counts;
     if (opt.data.empty()) {
       std::fprintf(stderr, "no DATA given: simulating %lld cells x 5000 genes in 6 cell types (seed %llu)\n",
                    static_cast<long long>(opt.cells), static_cast<unsigned long long>(opt.settings.seed));
@@ -172,15 +184,34 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "reading %s\n", opt.data.c_str());
       auto data = cellkit::io::load_dataset<double>(opt.data);
       counts = std::move(data.counts);
+      raw_counts = data.raw_counts;
       if (data.labels) {
         labels = data.labels->codes;
         categories = data.labels->categories;
       }
       name = data.name;
     }
-    std::fprintf(stderr, "%s: %lld cells x %lld genes, %lld nonzeros%s\n", name.c_str(),
+    cluster_cells::settings settings = opt.settings;
+    if (!opt.input.empty()) {
+      settings.input = opt.input == "counts"   ? cluster_cells::input_kind::counts
+                       : opt.input == "linear" ? cluster_cells::input_kind::linear
+                                               : cluster_cells::input_kind::log_normalised;
+    } else {
+      bool integers = true;
+      double largest = 0;
+      for (const double v : counts.values()) {
+        integers = integers && v == std::floor(v);
+        largest = std::max(largest, v);
+      }
+      const bool counts_like = raw_counts.value_or(integers);
+      settings.input = counts_like       ? cluster_cells::input_kind::counts
+                       : largest <= 50.0 ? cluster_cells::input_kind::log_normalised
+                                         : cluster_cells::input_kind::linear;
+    }
+    std::fprintf(stderr, "%s: %lld cells x %lld genes, %lld nonzeros%s; values taken as %s\n", name.c_str(),
                  static_cast<long long>(counts.rows()), static_cast<long long>(counts.cols()),
-                 static_cast<long long>(counts.nnz()), labels.empty() ? ", no labels" : ", labelled");
+                 static_cast<long long>(counts.nnz()), labels.empty() ? ", no labels" : ", labelled",
+                 cluster_cells::to_string(settings.input));
 
     // ---- analysis -------------------------------------------------------------------------------
     auto progress = [&](const std::string& step, bool done, double seconds) {
@@ -195,7 +226,7 @@ int main(int argc, char** argv) {
                    static_cast<long long>(row.k), row.bic, row.n_iter, row.converged ? "" : " (not converged)", p.done,
                    p.total, tty ? "" : "\n");
     };
-    const auto r = cluster_cells::run(counts, labels, opt.settings, progress, on_fit);
+    const auto r = cluster_cells::run(counts, labels, settings, progress, on_fit);
 
     // ---- summary --------------------------------------------------------------------------------
     const auto& best = r.sweep.best;

@@ -29,7 +29,16 @@ namespace cluster_cells {
 
 using cellkit::index_t;
 
+/// What the input values are, which decides the normalisation: raw counts get normalize_total +
+/// log1p, linear-scale expression (RPKM, TPM) only log1p, log-normalised data neither.
+enum class input_kind { counts, linear, log_normalised };
+
+inline const char* to_string(input_kind k) {
+  return k == input_kind::counts ? "counts" : k == input_kind::linear ? "linear expression" : "log-normalised";
+}
+
 struct settings {
+  input_kind input = input_kind::counts;
   index_t min_genes_per_cell = 1;  // drop empty cells
   index_t min_cells_per_gene = 3;  // drop genes seen in fewer cells
   index_t hvg = 2000;              // highly variable genes kept (all when fewer genes pass)
@@ -117,10 +126,12 @@ inline result run(const cellkit::csr_matrix<double>& counts, const std::vector<i
       seen[static_cast<std::size_t>(c)] = 1;
     }
   }
-  timed("normalize_total + log1p", [&] {
-    pp::normalize_total(policy, x.view());
-    pp::log1p(policy, x.view());
-  });
+  if (s.input != input_kind::log_normalised) {
+    timed(s.input == input_kind::counts ? "normalize_total + log1p" : "log1p", [&] {
+      if (s.input == input_kind::counts) pp::normalize_total(policy, x.view());
+      pp::log1p(policy, x.view());
+    });
+  }
   timed("highly variable genes", [&] {
     if (x.cols() > s.hvg) {
       const auto hvg = pp::highly_variable_genes(policy, std::as_const(x).view(),
