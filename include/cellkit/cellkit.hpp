@@ -1,8 +1,10 @@
 #pragma once
 /// @file
 /// Umbrella header for users: every public host header of cellkit. cellkit's own headers never
-/// include it (each includes exactly what it uses). Interop adapters (cellkit/interop/*.hpp) and
-/// CUDA-only headers (*.cuh) are not included: include them where you need them.
+/// include it (each includes exactly what it uses). Interop adapters (cellkit/interop/*.hpp,
+/// cellkit/graph/boost_graph.hpp) and CUDA-only headers (*.cuh) are not included: include them where
+/// you need them. Per-component umbrellas: cellkit/{cluster,contrastive,graph,io,likelihood,metrics,
+/// preprocess}.hpp.
 
 #include <cellkit/version.hpp>
 
@@ -21,3 +23,12 @@
 #include <cellkit/execution/policy.hpp>
 #include <cellkit/execution/reduce.hpp>
 #include <cellkit/execution/spmm.hpp>
+
+#include <cellkit/metrics.hpp>
+
+#include <cellkit/cluster.hpp>
+#include <cellkit/contrastive.hpp>
+#include <cellkit/graph.hpp>
+#include <cellkit/io.hpp>
+#include <cellkit/likelihood.hpp>
+#include <cellkit/preprocess.hpp>
