@@ -5,6 +5,7 @@
 #include <cellkit/preprocess/normalize.hpp>
 #include <cellkit/preprocess/scale.hpp>
 
+#include "support/dense_csr.hpp"
 #include "support/test_support.hpp"
 
 #include <cmath>
@@ -20,22 +21,11 @@
 
 using namespace cellkit;
 namespace pp = cellkit::preprocess;
+using cellkit::test::as_indices;
+using cellkit::test::dense_to_csr;
 using cellkit::test::policy_of;
 
 namespace {
-
-csr_matrix<double> dense_to_csr(const std::vector<double>& dense, index_t rows, index_t cols) {
-  std::vector<std::int32_t> r, c;
-  std::vector<double> v;
-  for (index_t i = 0; i < rows; ++i)
-    for (index_t j = 0; j < cols; ++j)
-      if (dense[static_cast<std::size_t>(i * cols + j)] != 0) {
-        r.push_back(static_cast<std::int32_t>(i));
-        c.push_back(static_cast<std::int32_t>(j));
-        v.push_back(dense[static_cast<std::size_t>(i * cols + j)]);
-      }
-  return csr_matrix<double>::from_triplets(rows, cols, r, c, v);
-}
 
 /// counts -> filter -> normalize_total -> log1p, as the fixture script does.
 template <class Policy>
@@ -59,8 +49,6 @@ void check_vector(const std::vector<double>& got, const std::vector<double>& wan
     CHECK(test::close(got[j], want[j], rel, 1e-13));
   }
 }
-
-std::vector<index_t> as_indices(const std::vector<double>& v) { return {v.begin(), v.end()}; }
 
 }  // namespace
 

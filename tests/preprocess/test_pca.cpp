@@ -8,6 +8,7 @@
 #include <cellkit/preprocess/pipeline.hpp>
 #include <cellkit/preprocess/scale.hpp>
 
+#include "support/dense_csr.hpp"
 #include "support/test_support.hpp"
 
 #include <algorithm>
@@ -25,22 +26,10 @@
 
 using namespace cellkit;
 namespace pp = cellkit::preprocess;
+using cellkit::test::dense_to_csr;
 using cellkit::test::policy_of;
 
 namespace {
-
-csr_matrix<double> dense_to_csr(const std::vector<double>& dense, index_t rows, index_t cols) {
-  std::vector<std::int32_t> r, c;
-  std::vector<double> v;
-  for (index_t i = 0; i < rows; ++i)
-    for (index_t j = 0; j < cols; ++j)
-      if (dense[static_cast<std::size_t>(i * cols + j)] != 0) {
-        r.push_back(static_cast<std::int32_t>(i));
-        c.push_back(static_cast<std::int32_t>(j));
-        v.push_back(dense[static_cast<std::size_t>(i * cols + j)]);
-      }
-  return csr_matrix<double>::from_triplets(rows, cols, r, c, v);
-}
 
 double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
   REQUIRE(a.size() == b.size());
