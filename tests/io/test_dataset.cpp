@@ -81,7 +81,9 @@ TEST_CASE("labels of the wrong length and malformed label files") {
       {header + "0\t0\ta\n\n", ":3: blank line"},
       {"", "is empty"},
   };
-  for (const auto& [text, problem] : cases) {
+  for (const auto& item : cases) {  // not a structured binding: clang 14 cannot capture one in CAPTURE's lambda
+    const std::string& text = item.first;
+    const std::string& problem = item.second;
     CAPTURE(text);
     write(dir / "labels.tsv", text);
     CHECK(contains(error_of([&] { io::read_labels((dir / "labels.tsv").string()); }), problem));
