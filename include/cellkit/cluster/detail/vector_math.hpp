@@ -53,12 +53,13 @@ inline double exp_flush(double x) {
   const double q810 = q89 + r2 * 2.08767569878680989792e-09;
   const double q = q03 + r4 * (q47 + r4 * q810);
   const double p = 1.0 + (r + r2 * q);
-  const std::int64_t ni = std::bit_cast<std::int64_t>(t) - std::bit_cast<std::int64_t>(shifter);
+  // Unsigned: out of range (the result is replaced below) the difference wraps instead of overflowing.
+  const auto ni = static_cast<std::int64_t>(std::bit_cast<std::uint64_t>(t) - std::bit_cast<std::uint64_t>(shifter));
   // 2^n as 2^(n/2) 2^(n - n/2): n reaches 1024 just below the overflow threshold, where 2^n alone
   // has no exponent field.
   const std::int64_t n1 = ni >> 1;
-  const double s1 = std::bit_cast<double>(static_cast<std::int64_t>((n1 + 1023) << 52));
-  const double s2 = std::bit_cast<double>(static_cast<std::int64_t>((ni - n1 + 1023) << 52));
+  const double s1 = std::bit_cast<double>(static_cast<std::uint64_t>(n1 + 1023) << 52);
+  const double s2 = std::bit_cast<double>(static_cast<std::uint64_t>(ni - n1 + 1023) << 52);
   const double result = (p * s1) * s2;
   const double big = x > highest ? std::numeric_limits<double>::infinity() : result;
   return x < lowest ? 0.0 : big;
@@ -83,10 +84,11 @@ inline float exp_flush(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * z + r + 1.0f;
-  const std::int32_t ni = std::bit_cast<std::int32_t>(t) - std::bit_cast<std::int32_t>(shifter);
+  // Unsigned: out of range (the result is replaced below) the difference wraps instead of overflowing.
+  const auto ni = static_cast<std::int32_t>(std::bit_cast<std::uint32_t>(t) - std::bit_cast<std::uint32_t>(shifter));
   const std::int32_t n1 = ni >> 1;
-  const float s1 = std::bit_cast<float>(static_cast<std::int32_t>((n1 + 127) << 23));
-  const float s2 = std::bit_cast<float>(static_cast<std::int32_t>((ni - n1 + 127) << 23));
+  const float s1 = std::bit_cast<float>(static_cast<std::uint32_t>(n1 + 127) << 23);
+  const float s2 = std::bit_cast<float>(static_cast<std::uint32_t>(ni - n1 + 127) << 23);
   const float result = (p * s1) * s2;
   const float big = x > highest ? std::numeric_limits<float>::infinity() : result;
   return x < lowest ? 0.0f : big;
