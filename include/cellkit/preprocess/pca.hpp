@@ -15,7 +15,7 @@
 ///   n d doubles. For small inputs (and the reference for the others).
 /// - `randomized`: Halko-Martinsson-Tropp range finder with l = k + oversamples Gaussian probes
 ///   (Philox stream `pca_stream`, seed `params.seed`), `power_iterations` rounds of
-///   Q <- orth(Xc orth(Xc^T Q)) (Householder QR in double), then the exact SVD of the l x d matrix
+///   Q <- orth(Xc orth(Xc^T Q)) (Cholesky QR applied twice, in double), then the exact SVD of the l x d matrix
 ///   Q^T Xc. Every product with Xc is blocked GEMM (`cellkit::gemm`, serial per fixed block of 256
 ///   rows; partial sums of Xc^T Q merged in block order), so the cost is
 ///   2 (2 q + 2) n d l flops plus O((n + d) l^2). Dense input is centred once (a copy);
@@ -216,16 +216,32 @@ struct sparse_centred_operator {
   }
 };
 
-/// Orthonormal basis of the columns of `m` (rows x l), in place (Householder QR in double).
+/// Orthonormal basis of the columns of `m` (rows x l, rows >= l), in place, in double: Cholesky QR
+/// applied twice (G = A^T A = R^T R, A <- A R^-1; the second pass restores orthogonality to
+/// rounding). Both steps are level-3 products, cheaper than Householder QR on these
+/// tall, thin matrices. If G is not numerically positive definite (rank-deficient A), Householder
+/// QR takes over. Eigen runs on one thread, so the bits never depend on the policy.
 template <class T>
 void orthonormalise(matrix_view<T> m) {
+  const cellkit::detail::scoped_omp_threads one_thread(1);
   dmatrix a(m.rows(), m.cols());
   for (index_t i = 0; i < m.rows(); ++i)
     for (index_t c = 0; c < m.cols(); ++c) a(i, c) = static_cast<double>(m(i, c));
-  Eigen::HouseholderQR<dmatrix> qr(a);
-  const dmatrix q = qr.householderQ() * dmatrix::Identity(m.rows(), m.cols());
+  bool cholesky_ok = true;
+  for (int pass = 0; pass < 2 && cholesky_ok; ++pass) {
+    const Eigen::MatrixXd gram = a.transpose() * a;
+    const Eigen::LLT<Eigen::MatrixXd> llt(gram);
+    cholesky_ok = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 0.0;
+    if (cholesky_ok) llt.matrixU().template solveInPlace<Eigen::OnTheRight>(a);
+  }
+  if (!cholesky_ok) {
+    for (index_t i = 0; i < m.rows(); ++i)
+      for (index_t c = 0; c < m.cols(); ++c) a(i, c) = static_cast<double>(m(i, c));
+    Eigen::HouseholderQR<dmatrix> qr(a);
+    a = qr.householderQ() * dmatrix::Identity(m.rows(), m.cols());
+  }
   for (index_t i = 0; i < m.rows(); ++i)
-    for (index_t c = 0; c < m.cols(); ++c) m(i, c) = static_cast<T>(q(i, c));
+    for (index_t c = 0; c < m.cols(); ++c) m(i, c) = static_cast<T>(a(i, c));
 }
 
 /// scikit-learn's svd_flip (u-based): the largest-magnitude entry of each score column positive.
