@@ -480,7 +480,7 @@ requires is_execution_policy_v<Policy> gmm_model gmm_fit(const Policy& policy, m
   using T = std::remove_const_t<TX>;
   static_assert(detail::is_real_v<T>, "gmm_fit: x must hold float or double");
   detail::check_host_policy_and_spaces<Policy, SX>();
-  auto data = detail::gmm_prepare<T>(detail::policy_threads(policy), matrix_view<const T>(x), "gmm_fit");
+  auto data = detail::gmm_prepare<T>(detail::host_threads(policy), matrix_view<const T>(x), "gmm_fit");
   return detail::gmm_fit_prepared(data, params, "gmm_fit").model;
 }
 
@@ -508,7 +508,7 @@ requires is_execution_policy_v<Policy> gmm_totals gmm_evaluate(const Policy& pol
   if (outputs.memberships)
     expect_shapes(outputs.memberships->rows() == n && outputs.memberships->cols() == model.k, fn, "outputs.memberships",
                   outputs.memberships->shape(), "x rows x model.k", {n, model.k}, "N x K memberships");
-  auto data = detail::gmm_prepare<T>(detail::policy_threads(policy), matrix_view<const T>(x), fn);
+  auto data = detail::gmm_prepare<T>(detail::host_threads(policy), matrix_view<const T>(x), fn);
   const auto state = detail::state_from_model(model, data.centre);
   return detail::evaluate_prepared(data, state, outputs, true);
 }

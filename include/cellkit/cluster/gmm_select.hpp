@@ -106,7 +106,7 @@ requires is_execution_policy_v<Policy> gmm_selection<std::remove_const_t<TX>> gm
       params.k_max <= x.rows(), fn, "params.k_max",
       "k_max = " + std::to_string(params.k_max) + " exceeds the number of samples N = " + std::to_string(x.rows()));
   CELLKIT_EXPECTS(!params.covariance_types.empty(), fn, "params.covariance_types", "is empty");
-  auto data = detail::gmm_prepare<T>(detail::policy_threads(policy), matrix_view<const T>(x), fn);
+  auto data = detail::gmm_prepare<T>(detail::host_threads(policy), matrix_view<const T>(x), fn);
 
   gmm_selection<T> result;
   const std::size_t total = params.covariance_types.size() * static_cast<std::size_t>(params.k_max - params.k_min + 1);

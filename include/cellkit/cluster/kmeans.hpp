@@ -326,7 +326,7 @@ requires is_execution_policy_v<Policy> kmeans_result<std::remove_const_t<TX>> km
   using T = std::remove_const_t<TX>;
   static_assert(detail::is_real_v<T>, "kmeans: x must hold float or double");
   detail::check_host_policy_and_spaces<Policy, SX>();
-  return detail::kmeans_host<T>(detail::policy_threads(policy), x, params);
+  return detail::kmeans_host<T>(detail::host_threads(policy), x, params);
 }
 
 /// `kmeans` with `default_host_policy()`.
@@ -361,7 +361,7 @@ void kmeans_predict(const Policy& policy, matrix_view<TX, SX> x, matrix_view<TC,
   data.n = x.rows();
   data.d = x.cols();
   data.threads = detail::effective_threads(
-      detail::policy_threads(policy),
+      detail::host_threads(policy),
       static_cast<double>(data.n) * static_cast<double>(data.d) * static_cast<double>(centres.rows()));
   data.row_norms.assign(static_cast<std::size_t>(data.n), 0.0);
   const int threads = data.threads > 0 ? data.threads : 1;

@@ -585,7 +585,7 @@ requires is_execution_policy_v<Policy> sinkhorn_result<std::remove_const_t<TC>> 
   if constexpr (CELLKIT_DEBUG_CHECKS) detail::expect_all_finite<T>(cost, "sinkhorn", "cost");
   const T sign = params.kind == matrix_kind::cost ? T(1) : T(-1);
   detail::stored_rows<T> rows{matrix_view<const T>(cost)};
-  return detail::sinkhorn_dispatch<T>(detail::policy_threads(policy), rows, sign, vector_view<const T>(a),
+  return detail::sinkhorn_dispatch<T>(detail::host_threads(policy), rows, sign, vector_view<const T>(a),
                                       vector_view<const T>(b), params, outputs, "sinkhorn");
 }
 
@@ -613,7 +613,7 @@ requires is_execution_policy_v<Policy> sinkhorn_result<T> sinkhorn(const Policy&
                     : cost.kind == pairwise_cost_kind::cosine          ? detail::pairwise_kind::cosine
                                                                        : detail::pairwise_kind::student_t;
   detail::pairwise_rows<T> rows(cost.x, cost.centres, kind, cost.alpha);
-  return detail::sinkhorn_dispatch<T>(detail::policy_threads(policy), rows, T(1), vector_view<const T>(a),
+  return detail::sinkhorn_dispatch<T>(detail::host_threads(policy), rows, T(1), vector_view<const T>(a),
                                       vector_view<const T>(b), params, outputs, fn);
 }
 
@@ -658,7 +658,7 @@ void balanced_pseudo_labels(const Policy& policy, matrix_view<TS, SS> scores, ma
   const index_t n = scores.rows();
   const index_t k = scores.cols();
   const int threads =
-      detail::effective_threads(detail::policy_threads(policy), static_cast<double>(n) * static_cast<double>(k));
+      detail::effective_threads(detail::host_threads(policy), static_cast<double>(n) * static_cast<double>(k));
   detail::stored_rows<T> rows{matrix_view<const T>(scores)};
   detail::sweep_workspace<T> ws(rows, threads);
   const double eps = static_cast<double>(params.epsilon);

@@ -305,7 +305,7 @@ void student_t_assign(const Policy& policy, matrix_view<TZ, SZ> z, matrix_view<T
                 "q must be N x K (cells x clusters)");
   detail::student_t_assign_host<T>(
       detail::effective_threads(
-          detail::policy_threads(policy),
+          detail::host_threads(policy),
           static_cast<double>(z.rows()) * static_cast<double>(mu.rows()) * static_cast<double>(z.cols() + 1)),
       z, mu, q, alpha);
 }
@@ -334,7 +334,7 @@ void target_distribution(const Policy& policy, matrix_view<TQ, SQ> q, matrix_vie
   CELLKIT_EXPECTS(std::isfinite(power) && power > T(0), fn, "power",
                   "must be finite and > 0, got " + detail::value_text(power));
   detail::check_assignment_matrix<T>(q, fn, "q");
-  detail::target_distribution_host<T>(detail::policy_threads(policy), q, p, power);
+  detail::target_distribution_host<T>(detail::host_threads(policy), q, p, power);
 }
 
 template <class TQ, class T>
@@ -360,7 +360,7 @@ requires is_execution_policy_v<Policy> std::remove_const_t<TP> kl_divergence_p_q
   detail::check_same_shape<T>(p, "p", q, "q", fn);
   detail::check_assignment_matrix<T>(p, fn, "p");
   detail::check_assignment_matrix<T>(q, fn, "q");
-  const double s = detail::pairwise_sum<T>(detail::policy_threads(policy), p, q, &detail::kl_element<T>);
+  const double s = detail::pairwise_sum<T>(detail::host_threads(policy), p, q, &detail::kl_element<T>);
   return static_cast<T>(s * static_cast<double>(detail::reduction_scale<T>(reduction, p.rows(), p.cols())));
 }
 
@@ -385,7 +385,7 @@ requires is_execution_policy_v<Policy> std::remove_const_t<TP> kl_divergence_q_p
   detail::check_same_shape<T>(p, "p", q, "q", fn);
   detail::check_assignment_matrix<T>(p, fn, "p");
   detail::check_assignment_matrix<T>(q, fn, "q");
-  const double s = detail::pairwise_sum<T>(detail::policy_threads(policy), matrix_view<const T>(q),
+  const double s = detail::pairwise_sum<T>(detail::host_threads(policy), matrix_view<const T>(q),
                                            matrix_view<const T>(p), &detail::kl_element<T>);
   return static_cast<T>(s * static_cast<double>(detail::reduction_scale<T>(reduction, p.rows(), p.cols())));
 }
@@ -411,7 +411,7 @@ requires is_execution_policy_v<Policy> std::remove_const_t<TP> binary_cross_entr
   detail::check_same_shape<T>(p, "p", q, "q", fn);
   detail::check_assignment_matrix<T>(p, fn, "p");
   detail::check_assignment_matrix<T>(q, fn, "q");
-  const double s = detail::pairwise_sum<T>(detail::policy_threads(policy), p, q, &detail::bce_element_public<T>);
+  const double s = detail::pairwise_sum<T>(detail::host_threads(policy), p, q, &detail::bce_element_public<T>);
   return static_cast<T>(s * static_cast<double>(detail::reduction_scale<T>(reduction, p.rows(), p.cols())));
 }
 
@@ -440,7 +440,7 @@ requires is_execution_policy_v<Policy> student_t_loss_result<std::remove_const_t
   static_assert(detail::is_real_v<T> && std::is_same_v<std::remove_const_t<TM>, T>,
                 "student_t_loss: z and mu must have the same element type, float or double");
   detail::check_host_policy_and_spaces<Policy, SZ, SM>();
-  return detail::student_t_loss_checked<T>(detail::policy_threads(policy), z, mu, std::nullopt, outputs, params);
+  return detail::student_t_loss_checked<T>(detail::host_threads(policy), z, mu, std::nullopt, outputs, params);
 }
 
 /// As above with a given target p (N x K, constant; e.g. P computed every T iterations as in DEC,
@@ -456,7 +456,7 @@ requires is_execution_policy_v<Policy> student_t_loss_result<std::remove_const_t
       detail::is_real_v<T> && std::is_same_v<std::remove_const_t<TM>, T> && std::is_same_v<std::remove_const_t<TP>, T>,
       "student_t_loss: z, mu and p must have the same element type, float or double");
   detail::check_host_policy_and_spaces<Policy, SZ, SM, SP>();
-  return detail::student_t_loss_checked<T>(detail::policy_threads(policy), z, mu, matrix_view<const T>(p), outputs,
+  return detail::student_t_loss_checked<T>(detail::host_threads(policy), z, mu, matrix_view<const T>(p), outputs,
                                            params);
 }
 
@@ -492,7 +492,7 @@ void argmax_labels(const Policy& policy, matrix_view<TQ, SQ> q, vector_view<L, S
   CELLKIT_EXPECTS(q.cols() >= 1 || q.rows() == 0, fn, "q", "must have at least one column");
   const index_t n = q.rows();
   const index_t k = q.cols();
-  detail::parallel_blocks(detail::policy_threads(policy), detail::block_count(n, 4096), [&](int, index_t b) {
+  detail::parallel_blocks(detail::host_threads(policy), detail::block_count(n, 4096), [&](int, index_t b) {
     const index_t last = std::min(n, (b + 1) * 4096);
     for (index_t i = b * 4096; i < last; ++i) {
       const T* row = q.row_data(i);
@@ -527,7 +527,7 @@ void assignment_entropy(const Policy& policy, matrix_view<TQ, SQ> q, vector_view
                 "entropy needs one entry per row of q");
   detail::check_assignment_matrix<T>(q, fn, "q");
   const index_t n = q.rows();
-  detail::parallel_blocks(detail::policy_threads(policy), detail::block_count(n, 4096), [&](int, index_t b) {
+  detail::parallel_blocks(detail::host_threads(policy), detail::block_count(n, 4096), [&](int, index_t b) {
     const index_t last = std::min(n, (b + 1) * 4096);
     for (index_t i = b * 4096; i < last; ++i) {
       const T* row = q.row_data(i);
@@ -554,7 +554,7 @@ requires is_execution_policy_v<Policy> std::remove_const_t<TQ> cluster_mass_entr
   detail::check_host_policy_and_spaces<Policy, SQ>();
   constexpr const char* fn = "cluster_mass_entropy";
   detail::check_assignment_matrix<T>(q, fn, "q");
-  const std::vector<double> f = detail::column_sums<T>(detail::policy_threads(policy), q);
+  const std::vector<double> f = detail::column_sums<T>(detail::host_threads(policy), q);
   double total = 0.0;
   for (double v : f) total += v;
   CELLKIT_EXPECTS(total > 0.0, fn, "q", "has total mass 0 (no cells, or every entry is 0)");
@@ -611,7 +611,7 @@ double fraction_labels_changed(const Policy& policy, vector_view<LA, SA> previou
                 current.shape(), "both label vectors must have one entry per cell");
   const index_t n = previous.size();
   if (n == 0) return 0.0;
-  const double changed = detail::blocked_row_sum(detail::policy_threads(policy), n, [&](index_t i) {
+  const double changed = detail::blocked_row_sum(detail::host_threads(policy), n, [&](index_t i) {
     return static_cast<long long>(previous[i]) != static_cast<long long>(current[i]) ? 1.0 : 0.0;
   });
   return changed / static_cast<double>(n);

@@ -78,16 +78,6 @@ class scoped_omp_threads {
 #endif
 };
 
-template <class Policy>
-int host_threads(const Policy& policy) {
-  if constexpr (std::is_same_v<Policy, openmp>) {
-    return policy.resolved_threads();
-  } else {
-    (void)policy;
-    return 1;
-  }
-}
-
 #if defined(CELLKIT_GEMM_BLAS)
 template <class T>
 void host_gemm(int threads, bool ta, bool tb, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,

@@ -71,6 +71,17 @@ namespace detail {
 template <class...>
 inline constexpr bool dependent_false_v = false;
 
+/// Threads a host policy runs on: openmp's resolved count, 1 for serial.
+template <class Policy>
+int host_threads(const Policy& policy) {
+  if constexpr (std::is_same_v<Policy, openmp>) {
+    return policy.resolved_threads();
+  } else {
+    (void)policy;
+    return 1;
+  }
+}
+
 /// Compile-time checks every algorithm runs on its policy and on the space of each view it receives.
 template <class Policy, class... Spaces>
 constexpr void check_policy_and_spaces() {

@@ -55,7 +55,7 @@ std::vector<index_t> select_cells(const Policy& policy, csr_view<T, Index, Space
   CELLKIT_EXPECTS(params.min_counts >= 0 && params.min_genes >= 0, fn, "params", "bounds must be non-negative");
   const csr_view<const std::remove_const_t<T>, Index> xc = x;
   std::vector<char> keep(static_cast<std::size_t>(x.rows()), 0);
-  const int threads = detail::effective_threads(detail::policy_threads(policy), static_cast<double>(x.nnz()));
+  const int threads = detail::effective_threads(detail::host_threads(policy), static_cast<double>(x.nnz()));
   detail::parallel_blocks(threads, detail::block_count(x.rows()), [&](int, index_t b) {
     const index_t last = std::min(x.rows(), (b + 1) * detail::block_rows);
     for (index_t i = b * detail::block_rows; i < last; ++i) {
@@ -84,7 +84,7 @@ std::vector<index_t> select_genes(const Policy& policy, csr_view<T, Index, Space
   const csr_view<const std::remove_const_t<T>, Index> xc = x;
   std::vector<double> totals;
   std::vector<double> expressed;
-  const int threads = detail::policy_threads(policy);
+  const int threads = detail::host_threads(policy);
   detail::column_sums(
       threads, xc, [](double v, index_t) { return v; }, totals, nullptr);
   detail::column_sums(
@@ -121,7 +121,7 @@ csr_matrix<std::remove_const_t<T>, Index> take_rows(const Policy& policy, csr_vi
   }
   host_buffer<Index> indices(nnz, uninitialized);
   host_buffer<V> values(nnz, uninitialized);
-  const int threads = detail::effective_threads(detail::policy_threads(policy), static_cast<double>(nnz));
+  const int threads = detail::effective_threads(detail::host_threads(policy), static_cast<double>(nnz));
   detail::parallel_blocks(threads, detail::block_count(n), [&](int, index_t b) {
     const index_t last = std::min(n, (b + 1) * detail::block_rows);
     for (index_t r = b * detail::block_rows; r < last; ++r) {
@@ -154,7 +154,7 @@ csr_matrix<std::remove_const_t<T>, Index> take_columns(const Policy& policy, csr
   }
   const index_t n = x.rows();
   std::vector<index_t> row_nnz(static_cast<std::size_t>(n), 0);
-  const int threads = detail::effective_threads(detail::policy_threads(policy), static_cast<double>(x.nnz()));
+  const int threads = detail::effective_threads(detail::host_threads(policy), static_cast<double>(x.nnz()));
   detail::parallel_blocks(threads, detail::block_count(n), [&](int, index_t b) {
     const index_t last = std::min(n, (b + 1) * detail::block_rows);
     for (index_t i = b * detail::block_rows; i < last; ++i)

@@ -115,7 +115,7 @@ hvg_result highly_variable_genes(const Policy& policy, csr_view<T, Index, Space>
   if (seurat) {
     // scanpy applies expm1 to the matrix in its own dtype: float data are expm1'd in float.
     detail::column_mean_var(
-        detail::policy_threads(policy), xc,
+        detail::host_threads(policy), xc,
         [&](double v) {
           const V scaled =
               params.log_base ? static_cast<V>(static_cast<double>(static_cast<V>(v)) * log_base) : static_cast<V>(v);
@@ -124,7 +124,7 @@ hvg_result highly_variable_genes(const Policy& policy, csr_view<T, Index, Space>
         r.means, var);
   } else {
     detail::column_mean_var(
-        detail::policy_threads(policy), xc, [](double v) { return v; }, r.means, var);
+        detail::host_threads(policy), xc, [](double v) { return v; }, r.means, var);
   }
   r.dispersions.resize(static_cast<std::size_t>(d));
   for (std::size_t j = 0; j < r.means.size(); ++j) {

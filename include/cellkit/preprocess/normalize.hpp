@@ -54,7 +54,7 @@ template <class Policy, class T, class Index, class Space>
 std::vector<double> row_totals(const Policy& policy, csr_view<T, Index, Space> x) {
   detail::check_host_policy<Policy, Space>();
   std::vector<double> totals(static_cast<std::size_t>(x.rows()), 0.0);
-  const int threads = detail::effective_threads(detail::policy_threads(policy), static_cast<double>(x.nnz()));
+  const int threads = detail::effective_threads(detail::host_threads(policy), static_cast<double>(x.nnz()));
   detail::parallel_blocks(threads, detail::block_count(x.rows()), [&](int, index_t b) {
     const index_t last = std::min(x.rows(), (b + 1) * detail::block_rows);
     for (index_t i = b * detail::block_rows; i < last; ++i) {
@@ -104,7 +104,7 @@ normalize_total_result normalize_total(const Policy& policy, csr_view<T, Index, 
     const double total = result.totals[i] == 0.0 ? 1.0 : result.totals[i];
     result.size_factors[i] = total / result.target_sum;
   }
-  const int threads = detail::effective_threads(detail::policy_threads(policy), static_cast<double>(x.nnz()));
+  const int threads = detail::effective_threads(detail::host_threads(policy), static_cast<double>(x.nnz()));
   detail::parallel_blocks(threads, detail::block_count(x.rows()), [&](int, index_t b) {
     const index_t last = std::min(x.rows(), (b + 1) * detail::block_rows);
     for (index_t i = b * detail::block_rows; i < last; ++i) {
@@ -126,7 +126,7 @@ void log1p(const Policy& policy, csr_view<T, Index, Space> x, const log1p_params
                     "must be finite, > 0 and != 1, got " + detail::value_text(*params.base));
   }
   const double divisor = params.base ? std::log(*params.base) : 1.0;
-  const int threads = detail::effective_threads(detail::policy_threads(policy), static_cast<double>(x.nnz()) * 20);
+  const int threads = detail::effective_threads(detail::host_threads(policy), static_cast<double>(x.nnz()) * 20);
   detail::parallel_blocks(threads, detail::block_count(x.rows()), [&](int, index_t b) {
     const index_t last = std::min(x.rows(), (b + 1) * detail::block_rows);
     const index_t begin = x.row_begin(b * detail::block_rows);

@@ -385,7 +385,7 @@ pca_result<std::remove_const_t<TX>> pca(const Policy& policy, matrix_view<TX, SX
 #if CELLKIT_DEBUG_CHECKS
   cellkit::cluster::detail::expect_all_finite<T>(matrix_view<const T>(x), "pca", "x");
 #endif
-  const int threads = detail::policy_threads(policy);
+  const int threads = detail::host_threads(policy);
   pca_result<T> r;
   r.n = n;
   r.d = d;
@@ -456,7 +456,7 @@ pca_result<std::remove_const_t<TX>> pca(const Policy& policy, csr_view<TX, Index
 #if CELLKIT_DEBUG_CHECKS
   detail::expect_finite_values(xc, "pca", "x");
 #endif
-  const int threads = detail::policy_threads(policy);
+  const int threads = detail::host_threads(policy);
   pca_result<T> r;
   r.n = n;
   r.d = d;

@@ -102,7 +102,7 @@ scale_result scale(const Policy& policy, matrix_view<TX, SX> x, matrix_view<TO, 
 #if CELLKIT_DEBUG_CHECKS
   cellkit::cluster::detail::expect_all_finite<T>(matrix_view<const T>(x), "scale", "x");
 #endif
-  const int threads = detail::policy_threads(policy);
+  const int threads = detail::host_threads(policy);
   const index_t blocks = detail::block_count(n);
   const int work_threads = detail::effective_threads(threads, static_cast<double>(n) * static_cast<double>(d));
   scale_result s;
@@ -154,7 +154,7 @@ scale_result scale(const Policy& policy, csr_view<TX, Index, SX> x, matrix_view<
 #endif
   const index_t n = x.rows();
   const index_t d = x.cols();
-  const int threads = detail::policy_threads(policy);
+  const int threads = detail::host_threads(policy);
   scale_result s;
   detail::column_mean_var(
       threads, xc, [](double v) { return v; }, s.mean, s.sd);

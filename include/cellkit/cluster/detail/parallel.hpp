@@ -45,16 +45,7 @@
 
 namespace cellkit::cluster::detail {
 
-/// Threads a host policy runs on (serial: 1).
-template <class Policy>
-int policy_threads(const Policy& policy) {
-  if constexpr (std::is_same_v<Policy, openmp>) {
-    return policy.resolved_threads();
-  } else {
-    (void)policy;
-    return 1;
-  }
-}
+using cellkit::detail::host_threads;
 
 /// Below this many element operations per pass, a parallel region costs more than it saves (and
 /// on a loaded machine, waking threads every iteration can cost milliseconds): run on one thread.

@@ -26,15 +26,7 @@ constexpr void require_host_policy() {
                 "cellkit::cuda)");
 }
 
-template <class Policy>
-int threads_of(const Policy& policy) {
-  if constexpr (std::is_same_v<Policy, openmp>) {
-    return policy.resolved_threads();
-  } else {
-    (void)policy;
-    return 1;
-  }
-}
+using cellkit::detail::host_threads;
 
 /// Calls f(i) for i in [0, n) on the policy's threads. `dynamic` selects schedule(dynamic, 1)
 /// (uneven work items); otherwise static. f must not throw.

@@ -203,7 +203,7 @@ void knn_symmetric_search(const Policy& policy, matrix_view<const T> x, const T*
   std::vector<std::mutex> locks(static_cast<std::size_t>(blocks));
   std::vector<std::int64_t> ids(static_cast<std::size_t>(n));
   for (index_t i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = i;
-  const int threads = threads_of(policy);
+  const int threads = host_threads(policy);
   std::vector<host_buffer<T>> tiles;
   for (int t = 0; t < threads; ++t) tiles.emplace_back(b * b, uninitialized);
   auto process = [&](index_t pair, int thread) {
@@ -246,7 +246,7 @@ void knn_block_search(const Policy& policy, matrix_view<const T> x, matrix_view<
   const index_t b = knn_tile_rows;
   const index_t c = knn_tile_cols;
   const index_t blocks = (n + b - 1) / b;
-  const int threads = threads_of(policy);
+  const int threads = host_threads(policy);
   std::vector<host_buffer<T>> tiles;
   for (int t = 0; t < threads; ++t) tiles.emplace_back(b * c, uninitialized);
   auto process = [&](index_t blk, int thread) {

@@ -45,15 +45,7 @@ inline T label_at_offset(T lo, std::uint64_t offset) {
   return static_cast<T>(static_cast<U>(static_cast<U>(lo) + static_cast<U>(offset)));
 }
 
-template <class Policy>
-int policy_threads(const Policy& policy) {
-  if constexpr (std::is_same_v<Policy, openmp>) {
-    return policy.resolved_threads();
-  } else {
-    (void)policy;
-    return 1;
-  }
-}
+using cellkit::detail::host_threads;
 
 /// [first, last) of block b when [0, n) is cut into `blocks` nearly equal contiguous blocks.
 inline std::pair<index_t, index_t> block_bounds(index_t n, index_t blocks, index_t b) {
@@ -67,7 +59,7 @@ inline std::pair<index_t, index_t> block_bounds(index_t n, index_t blocks, index
 template <class Policy>
 index_t pass_blocks(const Policy& policy, index_t n, index_t min_per_block) {
   const index_t by_size = n / std::max<index_t>(min_per_block, 1);
-  return std::max<index_t>(1, std::min<index_t>(policy_threads(policy), by_size));
+  return std::max<index_t>(1, std::min<index_t>(host_threads(policy), by_size));
 }
 
 /// f(b) for every block b < blocks: on the policy's threads, or inline when there is one block (an

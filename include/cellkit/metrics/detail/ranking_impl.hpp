@@ -76,15 +76,7 @@ T score_of_key(score_key_t<T> key) noexcept {
 // ---------------------------------------------------------------------------------------------------
 // policies
 
-template <class Policy>
-int ranking_threads(const Policy& policy) {
-  if constexpr (std::is_same_v<Policy, openmp>) {
-    return policy.resolved_threads();
-  } else {
-    (void)policy;
-    return 1;
-  }
-}
+using cellkit::detail::host_threads;
 
 /// Labels compared without narrowing: signed types as int64, unsigned ones (bool included) as uint64.
 template <class L>
@@ -236,7 +228,7 @@ void msd_radix_sort(K* src, K* other, index_t n, bool result_in_other) {
 template <class Policy, class K>
 void sort_keys(const Policy& policy, K* keys, K* scratch, index_t n, K bits_and, K bits_or) {
   const K varying = K(bits_and ^ bits_or);
-  const int threads = ranking_threads(policy);
+  const int threads = host_threads(policy);
   if (varying == 0) return;  // all keys equal (or n <= 1): already sorted
   if (threads == 1 || n < 4 * ranking_chunk) {
     msd_radix_sort(keys, scratch, n, false);
