@@ -95,26 +95,16 @@ TEST_CASE("propagate rejects mismatched shapes and malformed or falsely symmetri
   graph_test::check_throws_with<invalid_argument>([&] { propagator<double>{u}; }, {"propagator", "not sorted"});
 }
 
-TEST_CASE("the graph layers' CSR kernel sums like cellkit::spmm, for every width and with alpha, beta") {
+TEST_CASE("the graph layers' CSR product (cellkit::spmm) leaves the padding of a strided output untouched") {
   const index_t n = 700;
   auto g = graph_test::random_graph<float>(n, 15, 6, false);
   for (index_t f : {1, 3, 8, 16, 37, 64, 128, 200}) {
     CAPTURE(f);
     auto x = graph_test::random_vector<float>(static_cast<std::size_t>(n * f), 2);
-    auto y0 = graph_test::random_vector<float>(static_cast<std::size_t>(n * f), 3);
-    for (auto params : {spmm_params<float>{1.0f, 0.0f}, spmm_params<float>{0.5f, 2.0f}}) {
-      std::vector<float> ours = y0, library = y0, wide(static_cast<std::size_t>(n * (f + 5)), 7.0f);
-      graph::detail::graph_spmm(openmp{2}, g.view(), matrix_view<const float>(x.data(), n, f),
-                                matrix_view<float>(ours.data(), n, f), params);
-      spmm(serial{}, g.view(), matrix_view<const float>(x.data(), n, f), matrix_view<float>(library.data(), n, f),
-           params);
-      // Same per-column summation order: equal up to the compiler's FMA contraction choices.
-      graph_test::check_close(ours, std::vector<double>(library.begin(), library.end()), 1e-6, 1e-6, "A X");
-      // A strided output keeps the padding untouched.
-      graph::detail::graph_spmm(serial{}, g.view(), matrix_view<const float>(x.data(), n, f),
-                                matrix_view<float>(wide.data(), n, f, f + 5), spmm_params<float>{1.0f, 0.0f});
-      for (index_t i = 0; i < n; ++i)
-        for (index_t c = f; c < f + 5; ++c) CHECK(wide[static_cast<std::size_t>(i * (f + 5) + c)] == 7.0f);
-    }
+    std::vector<float> wide(static_cast<std::size_t>(n * (f + 5)), 7.0f);
+    spmm(serial{}, g.view(), matrix_view<const float>(x.data(), n, f), matrix_view<float>(wide.data(), n, f, f + 5),
+         spmm_params<float>{1.0f, 0.0f});
+    for (index_t i = 0; i < n; ++i)
+      for (index_t c = f; c < f + 5; ++c) CHECK(wide[static_cast<std::size_t>(i * (f + 5) + c)] == 7.0f);
   }
 }

@@ -30,7 +30,6 @@
 #include <cellkit/graph/csr_graph.hpp>
 #include <cellkit/graph/detail/args.hpp>
 #include <cellkit/graph/detail/common.hpp>
-#include <cellkit/graph/detail/spmm_kernel.hpp>
 #include <cellkit/graph/detail/transpose.hpp>
 
 #include <cmath>
@@ -126,7 +125,7 @@ class bipartite_graph {
                   "one row of X_genes per gene");
     expect_shapes(y_cells.rows() == cells_ && y_cells.cols() == x_genes.cols(), "cells_from_genes", "Y_cells",
                   y_cells.shape(), "n_cells x f", {cells_, x_genes.cols()}, "one row of Y_cells per cell");
-    detail::graph_spmm(policy, forward_.view(), x_genes, y_cells, params);
+    spmm(policy, forward_.view(), x_genes, y_cells, params);
   }
 
   /// Y_g = alpha M' X_c + beta Y_g.
@@ -138,7 +137,7 @@ class bipartite_graph {
                   "one row of X_cells per cell");
     expect_shapes(y_genes.rows() == genes_ && y_genes.cols() == x_cells.cols(), "genes_from_cells", "Y_genes",
                   y_genes.shape(), "n_genes x f", {genes_, x_cells.cols()}, "one row of Y_genes per gene");
-    detail::graph_spmm(policy, backward_.view(), x_cells, y_genes, params);
+    spmm(policy, backward_.view(), x_cells, y_genes, params);
   }
 
   /// The (n_cells + n_genes) square block adjacency [[0, M], [M', 0]], cells first (a copy).

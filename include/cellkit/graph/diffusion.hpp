@@ -33,7 +33,6 @@
 #include <cellkit/graph/detail/args.hpp>
 #include <cellkit/graph/detail/common.hpp>
 #include <cellkit/graph/detail/dense.hpp>
-#include <cellkit/graph/detail/spmm_kernel.hpp>
 #include <cellkit/graph/propagate.hpp>
 
 #include <Eigen/Core>
@@ -90,7 +89,7 @@ void appnp_step(const Policy& policy, csr_view<const T, Index> m, matrix_view<co
     T* dst = next.row_data(i);
     for (index_t j = 0; j < f; ++j) dst[j] = alpha * src[j];
   });
-  detail::graph_spmm(policy, m, prev, next, spmm_params<T>{T(1) - alpha, T(1)});
+  spmm(policy, m, prev, next, spmm_params<T>{T(1) - alpha, T(1)});
 }
 
 template <class Policy, class T, class Index>
@@ -209,7 +208,7 @@ void heat_diffusion(const Policy& policy, csr_view<TA, Index> t, const_matrix_ar
   matrix_view<const T> previous = x;
   for (index_t k = 1; k <= params.terms; ++k) {
     matrix_view<T> term(scratch.data() + (k % 2) * n * f, n, f);
-    detail::graph_spmm(policy, m, previous, term);
+    spmm(policy, m, previous, term);
     coefficient *= tt / static_cast<double>(k);
     const T c = static_cast<T>(coefficient);
     detail::parallel_for(policy, n, [&](index_t i) {

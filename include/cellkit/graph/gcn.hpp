@@ -30,7 +30,6 @@
 #include <cellkit/graph/detail/args.hpp>
 #include <cellkit/graph/detail/common.hpp>
 #include <cellkit/graph/detail/dense.hpp>
-#include <cellkit/graph/detail/spmm_kernel.hpp>
 #include <cellkit/graph/propagate.hpp>
 
 #include <optional>
@@ -58,11 +57,11 @@ void gcn_forward(const Policy& policy, csr_view<TA, Index> a_hat, const_matrix_a
     host_buffer<T> z(x.rows() * f_out, uninitialized);
     auto zv = z.as_matrix(x.rows(), f_out);
     detail::blocked_gemm<Policy, T>(policy, x, w, zv, T(1), T(0));
-    detail::graph_spmm(policy, a, matrix_view<const T>(zv), y);
+    spmm(policy, a, matrix_view<const T>(zv), y);
   } else {
     host_buffer<T> z(a.rows() * f_in, uninitialized);
     auto zv = z.as_matrix(a.rows(), f_in);
-    detail::graph_spmm(policy, a, x, zv);
+    spmm(policy, a, x, zv);
     detail::blocked_gemm<Policy, T>(policy, matrix_view<const T>(zv), w, y, T(1), T(0));
   }
   if (bias) detail::add_row_vector(policy, *bias, y);
@@ -112,7 +111,7 @@ void gcn_backward(const Policy& policy, const propagator<T, Index>& a_hat, const
     // (a) G = A^T dY.
     host_buffer<T> g(x.rows() * f_out, uninitialized);
     auto gv = g.as_matrix(x.rows(), f_out);
-    detail::graph_spmm(policy, at, dy, gv);
+    spmm(policy, at, dy, gv);
     if (dx) detail::blocked_gemm<Policy, T>(policy, matrix_view<const T>(gv), w, *dx, T(1), T(0), true);
     if (dw) detail::blocked_gemm_tn<Policy, T>(policy, x, matrix_view<const T>(gv), *dw, T(1), T(0));
   } else {
@@ -120,10 +119,10 @@ void gcn_backward(const Policy& policy, const propagator<T, Index>& a_hat, const
     auto pv = p.as_matrix(a.rows(), f_in);
     if (dx) {
       detail::blocked_gemm<Policy, T>(policy, dy, w, pv, T(1), T(0), true);  // dY W^T
-      detail::graph_spmm(policy, at, matrix_view<const T>(pv), *dx);
+      spmm(policy, at, matrix_view<const T>(pv), *dx);
     }
     if (dw) {
-      detail::graph_spmm(policy, a, x, pv);  // A X
+      spmm(policy, a, x, pv);  // A X
       detail::blocked_gemm_tn<Policy, T>(policy, matrix_view<const T>(pv), dy, *dw, T(1), T(0));
     }
   }

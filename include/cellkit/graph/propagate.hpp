@@ -25,7 +25,6 @@
 #include <cellkit/execution/spmm.hpp>
 #include <cellkit/graph/csr_graph.hpp>
 #include <cellkit/graph/detail/common.hpp>
-#include <cellkit/graph/detail/spmm_kernel.hpp>
 
 #include <optional>
 #include <type_traits>
@@ -52,7 +51,7 @@ void propagate(const Policy& policy, csr_view<TA, Index> a, matrix_view<TX> x, m
   expect_shapes(y.rows() == a.rows() && y.cols() == x.cols(), "propagate", "Y", y.shape(), "A X", {a.rows(), x.cols()},
                 "Y must have the shape of A X");
   detail::debug_check_csr("propagate", "A", a);
-  detail::graph_spmm(policy, a, x, y, params);
+  spmm(policy, a, x, y, params);
 }
 
 /// `propagate` with the best host policy.
@@ -141,7 +140,7 @@ void propagate_transpose(const Policy& policy, const propagator<T, Index>& op, m
                 "A.rows must equal X.rows");
   expect_shapes(y.rows() == at.rows() && y.cols() == x.cols(), "propagate_transpose", "Y", y.shape(), "A^T X",
                 {at.rows(), x.cols()}, "Y must have the shape of A^T X");
-  detail::graph_spmm(policy, at, x, y, params);
+  spmm(policy, at, x, y, params);
 }
 
 /// `propagate_transpose` with the best host policy.

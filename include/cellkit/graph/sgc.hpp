@@ -21,7 +21,6 @@
 #include <cellkit/graph/detail/args.hpp>
 #include <cellkit/graph/detail/common.hpp>
 #include <cellkit/graph/detail/dense.hpp>
-#include <cellkit/graph/detail/spmm_kernel.hpp>
 #include <cellkit/graph/propagate.hpp>
 
 #include <string>
@@ -48,7 +47,7 @@ void power_apply(const Policy& policy, csr_view<const T, Index> m, matrix_view<c
   matrix_view<const T> previous = x;
   for (index_t s = 1; s <= k; ++s) {
     matrix_view<T> target = (k - s) % 2 == 0 ? out : other;
-    detail::graph_spmm(policy, m, previous, target);
+    spmm(policy, m, previous, target);
     previous = target;
   }
 }

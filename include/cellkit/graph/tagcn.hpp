@@ -43,7 +43,6 @@
 #include <cellkit/graph/detail/args.hpp>
 #include <cellkit/graph/detail/common.hpp>
 #include <cellkit/graph/detail/dense.hpp>
-#include <cellkit/graph/detail/spmm_kernel.hpp>
 #include <cellkit/graph/gcn.hpp>
 #include <cellkit/graph/propagate.hpp>
 
@@ -92,7 +91,7 @@ void tagcn_hops(const Policy& policy, csr_view<TA, Index> a_hat, const_matrix_ar
   const index_t n = x.rows();
   detail::copy_rows(policy, x, hops.row_block(0, n));
   for (index_t h = 1; h <= k; ++h) {
-    detail::graph_spmm(policy, a, matrix_view<const T>(hops.row_block((h - 1) * n, n)), hops.row_block(h * n, n));
+    spmm(policy, a, matrix_view<const T>(hops.row_block((h - 1) * n, n)), hops.row_block(h * n, n));
   }
 }
 
@@ -205,7 +204,7 @@ void tagcn_backward(const Policy& policy, const propagator<T, Index>& a_hat, con
     detail::blocked_gemm<Policy, T>(policy, dy, w_block(k), slot(k), T(1), T(0), true);
     for (index_t h = k - 1; h >= 0; --h) {
       detail::blocked_gemm<Policy, T>(policy, dy, w_block(h), slot(h), T(1), T(0), true);
-      detail::graph_spmm(policy, at, matrix_view<const T>(slot(h + 1)), slot(h), spmm_params<T>{T(1), T(1)});
+      spmm(policy, at, matrix_view<const T>(slot(h + 1)), slot(h), spmm_params<T>{T(1), T(1)});
     }
   } else {
     // Powers of dY: Q_0 = dY, Q_h = A^T Q_{h-1} (stacked, K n x f_out); then per block of rows
@@ -215,7 +214,7 @@ void tagcn_backward(const Policy& policy, const propagator<T, Index>& a_hat, con
       return h == 0 ? dy : matrix_view<const T>(scratch.data() + (h - 1) * n * f_out, n, f_out);
     };
     for (index_t h = 1; h <= k; ++h) {
-      detail::graph_spmm(policy, at, q(h - 1), matrix_view<T>(scratch.data() + (h - 1) * n * f_out, n, f_out));
+      spmm(policy, at, q(h - 1), matrix_view<T>(scratch.data() + (h - 1) * n * f_out, n, f_out));
     }
     const index_t b = detail::gemm_block_rows;
     detail::parallel_for(policy, (n + b - 1) / b, [&](index_t blk) {
