@@ -53,23 +53,6 @@ void parallel_for(const Policy& policy, index_t n, F&& f, bool dynamic = false) 
   for (index_t i = 0; i < n; ++i) f(i);
 }
 
-/// Runs f(part, parts) once per thread of the policy (parts = thread count; 1 for serial).
-template <class Policy, class F>
-void parallel_parts(const Policy& policy, F&& f) {
-#if CELLKIT_HAS_OPENMP
-  if constexpr (std::is_same_v<Policy, openmp>) {
-    const int threads = policy.resolved_threads();
-    if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-      f(omp_get_thread_num(), omp_get_num_threads());
-      return;
-    }
-  }
-#endif
-  (void)policy;
-  f(0, 1);
-}
-
 /// Full structural check of a host CSR matrix (O(rows + nnz)), with messages naming `fn` and `name`:
 /// indptr from 0 to nnz, non-decreasing; columns in [0, cols), strictly increasing in each row.
 template <class T, class Index>
