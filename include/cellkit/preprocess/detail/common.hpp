@@ -18,8 +18,8 @@
 namespace cellkit::preprocess::detail {
 
 using cellkit::cluster::detail::effective_threads;
-using cellkit::cluster::detail::parallel_blocks;
 using cellkit::cluster::detail::host_threads;
+using cellkit::cluster::detail::parallel_blocks;
 using cellkit::cluster::detail::value_text;
 
 /// Rows per block of every row-parallel pass; fixed, so partial sums merge in the same order for
