@@ -6,6 +6,7 @@
 #include <cellkit/core/config.hpp>
 #include <cellkit/core/error.hpp>
 #include <cellkit/core/views.hpp>
+#include <cellkit/execution/detail/host_parallel.hpp>
 #include <cellkit/execution/policy.hpp>
 
 #include <cmath>
@@ -28,30 +29,7 @@ constexpr void require_host_policy() {
 
 using cellkit::detail::host_threads;
 
-/// Calls f(i) for i in [0, n) on the policy's threads. `dynamic` selects schedule(dynamic, 1)
-/// (uneven work items); otherwise static. f must not throw.
-template <class Policy, class F>
-void parallel_for(const Policy& policy, index_t n, F&& f, bool dynamic = false) {
-  if (n <= 0) return;
-#if CELLKIT_HAS_OPENMP
-  if constexpr (std::is_same_v<Policy, openmp>) {
-    const int threads = policy.resolved_threads();
-    if (threads > 1 && n > 1) {
-      if (dynamic) {
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-        for (index_t i = 0; i < n; ++i) f(i);
-      } else {
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (index_t i = 0; i < n; ++i) f(i);
-      }
-      return;
-    }
-  }
-#endif
-  (void)policy;
-  (void)dynamic;
-  for (index_t i = 0; i < n; ++i) f(i);
-}
+using cellkit::detail::parallel_for;
 
 /// Full structural check of a host CSR matrix (O(rows + nnz)), with messages naming `fn` and `name`:
 /// indptr from 0 to nnz, non-decreasing; columns in [0, cols), strictly increasing in each row.
