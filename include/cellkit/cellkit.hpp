@@ -31,4 +31,5 @@
 #include <cellkit/graph.hpp>
 #include <cellkit/io.hpp>
 #include <cellkit/likelihood.hpp>
+#include <cellkit/nn.hpp>
 #include <cellkit/preprocess.hpp>

@@ -28,8 +28,14 @@ class file_error : public cellkit::error {
  private:
   static std::string format(const std::string& path, std::int64_t line, const std::string& problem) {
     std::string text = path;
-    if (line > 0) text += ":" + std::to_string(line);
-    return text + ": " + problem;
+    // Appended piece by piece: GCC 12 reports a false -Wrestrict on ":" + std::to_string(line).
+    if (line > 0) {
+      text += ':';
+      text += std::to_string(line);
+    }
+    text += ": ";
+    text += problem;
+    return text;
   }
 
   std::string path_;

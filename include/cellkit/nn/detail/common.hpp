@@ -1,0 +1,84 @@
+#pragma once
+/// @file
+/// Internal helpers of the nn blocks: argument aliases, an element-wise loop over a (strided)
+/// matrix on any policy, and finiteness checks.
+
+#include <cellkit/core/config.hpp>
+#include <cellkit/core/error.hpp>
+#include <cellkit/core/views.hpp>
+#include <cellkit/execution/detail/host_parallel.hpp>
+#include <cellkit/execution/for_each.hpp>
+#include <cellkit/execution/policy.hpp>
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+namespace cellkit::nn {
+
+/// A read-only matrix input (kept out of template deduction so `matrix_view<T>` converts).
+template <class T, class Space = host_space>
+using const_matrix_arg = std::type_identity_t<matrix_view<const T, Space>>;
+/// An optional read-only vector input (a bias): a view or `std::nullopt`.
+template <class T, class Space = host_space>
+using optional_vector_arg = std::type_identity_t<std::optional<vector_view<const T, Space>>>;
+/// An optional matrix output (a gradient): a view or `std::nullopt` to skip it.
+template <class T, class Space = host_space>
+using optional_matrix_out = std::type_identity_t<std::optional<matrix_view<T, Space>>>;
+/// An optional vector output (a gradient): a view or `std::nullopt` to skip it.
+template <class T, class Space = host_space>
+using optional_vector_out = std::type_identity_t<std::optional<vector_view<T, Space>>>;
+
+}  // namespace cellkit::nn
+
+namespace cellkit::nn::detail {
+
+/// Below this many elements a host pass runs on the calling thread: waking a team costs more
+/// than it saves (element-wise results never depend on the thread count).
+inline constexpr index_t parallel_elements_threshold = 32768;
+
+/// Calls f(r, c) for every element of a rows x cols matrix. Host: rows in parallel, columns in an
+/// inner loop (vectorisable when f inlines). cuda: one grid-stride index per element; f must be a
+/// CELLKIT_HD functor.
+template <class F>
+struct element_index_adapter {
+  index_t cols;
+  F f;
+  CELLKIT_HD void operator()(index_t i) const { f(i / cols, i % cols); }
+};
+
+template <class Policy, class F>
+void for_each_element(const Policy& policy, index_t rows, index_t cols, const F& f) {
+  if (rows <= 0 || cols <= 0) return;
+  if constexpr (is_host_policy_v<Policy>) {
+    auto row_loop = [&](index_t r) {
+      for (index_t c = 0; c < cols; ++c) f(r, c);
+    };
+    if (rows * cols < parallel_elements_threshold) {
+      for (index_t r = 0; r < rows; ++r) row_loop(r);
+    } else {
+      cellkit::detail::parallel_for(policy, rows, row_loop);
+    }
+  } else {
+    for_each_index(policy, rows * cols, element_index_adapter<F>{cols, f});
+  }
+}
+
+/// Throws `invalid_argument` naming `fn`, `name` and the first non-finite element of a host matrix.
+template <class T>
+void check_finite(const char* fn, const char* name, matrix_view<const T> m) {
+  for (index_t r = 0; r < m.rows(); ++r) {
+    const T* row = m.row_data(r);
+    for (index_t c = 0; c < m.cols(); ++c) {
+      if (!std::isfinite(row[c])) {
+        cellkit::detail::throw_invalid_argument(fn, name,
+                                                "element (" + std::to_string(r) + ", " + std::to_string(c) + ") is " +
+                                                    std::to_string(static_cast<double>(row[c])) +
+                                                    "; every element must be finite");
+      }
+    }
+  }
+}
+
+}  // namespace cellkit::nn::detail
