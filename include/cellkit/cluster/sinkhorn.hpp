@@ -62,7 +62,9 @@
 /// Host only. Rows are cut into at most 64 fixed chunks; each chunk's column partial sums are merged
 /// in chunk order, so results are bit-identical for every policy and thread count. Per iteration:
 /// N M (log: 1 exp + 4 flops; kernel: 4 flops) + O(64 M) merge. Memory: 64 M partial sums,
-/// O(N + M) potentials, plus K (kernel method on a stored matrix). Synchronous.
+/// O(N + M) potentials, plus K (kernel method on a stored matrix); a stored matrix with M <= 64
+/// columns is also copied once into row tiles (N M values), so that both methods sweep across
+/// rows with full SIMD vectors. Synchronous.
 ///
 /// ## Errors
 ///
@@ -265,7 +267,7 @@ std::vector<double> epsilon_stages(const sinkhorn_params<T>& p) {
 template <class T, class Rows>
 sinkhorn_result<T> sinkhorn_log_solve(int threads, const Rows& rows, T sign, vector_view<const T> a,
                                       vector_view<const T> b, const marginal_info<T>& info, const sinkhorn_params<T>& p,
-                                      const sinkhorn_outputs<T>& out) {
+                                      const sinkhorn_outputs<T>& out, const row_tiles<T>* tiled = nullptr) {
   const index_t n = rows.rows();
   const index_t m = rows.cols();
   sweep_workspace<T> ws(rows, threads);
@@ -304,9 +306,24 @@ sinkhorn_result<T> sinkhorn_log_solve(int threads, const Rows& rows, T sign, vec
     const int stage_first = it;
     while (true) {
       ++it;
-      const T* hint = have_rows && eps_state == eps ? max_cur.data() : nullptr;
-      log_row_sweep(threads, rows, ws, coef, eps, log_a.data(), a.data(), phi, g.data(), hint, max_new.data(),
-                    sum_new.data(), balanced ? nullptr : f_new.data(), col.data());
+      bool finite = true;  // every live row's state (the tiled sweep checks it per chunk itself)
+#if CELLKIT_CLUSTER_VECTOR_EXTENSIONS
+      if (tiled != nullptr) {
+        finite = tiled_log_row_sweep(threads, *tiled, ws, coef, eps, log_a.data(), phi, g.data(), max_new.data(),
+                                     sum_new.data(), balanced ? nullptr : f_new.data(), col.data());
+      } else
+#endif
+      {
+        const T* hint = have_rows && eps_state == eps ? max_cur.data() : nullptr;
+        log_row_sweep(threads, rows, ws, coef, eps, log_a.data(), a.data(), phi, g.data(), hint, max_new.data(),
+                      sum_new.data(), balanced ? nullptr : f_new.data(), col.data());
+        for (index_t i = 0; i < n; ++i) {
+          const auto si = static_cast<std::size_t>(i);
+          if (log_a[si] == -std::numeric_limits<double>::infinity()) continue;
+          finite &= balanced ? std::isfinite(max_new[si]) && std::isfinite(sum_new[si]) && sum_new[si] > T(0)
+                             : std::isfinite(f_new[si]);
+        }
+      }
       bool f_ready = !balanced;
       auto new_f = [&]() -> const double* {
         if (!f_ready) row_potentials(n, log_a.data(), max_new.data(), sum_new.data(), eps, f_new.data());
@@ -314,13 +331,6 @@ sinkhorn_result<T> sinkhorn_log_solve(int threads, const Rows& rows, T sign, vec
         return f_new.data();
       };
       column_log_sums(threads, rows, ws, coef, eps, new_f, g.data(), col.data(), info.mass_a, lse_col.data());
-      bool finite = true;
-      for (index_t i = 0; i < n; ++i) {
-        const auto si = static_cast<std::size_t>(i);
-        if (log_a[si] == -std::numeric_limits<double>::infinity()) continue;
-        finite &= balanced ? std::isfinite(max_new[si]) && std::isfinite(sum_new[si]) && sum_new[si] > T(0)
-                           : std::isfinite(f_new[si]);
-      }
       double err = 0.0;
       for (index_t j = 0; j < m; ++j) {
         const auto sj = static_cast<std::size_t>(j);
@@ -398,7 +408,7 @@ sinkhorn_result<T> sinkhorn_log_solve(int threads, const Rows& rows, T sign, vec
 template <class T, class KRows, class CRows>
 sinkhorn_result<T> sinkhorn_kernel_solve(int threads, const KRows& krows, const CRows& crows, T sign,
                                          vector_view<const T> a, vector_view<const T> b, const sinkhorn_params<T>& p,
-                                         const sinkhorn_outputs<T>& out, const tiled_kernel<T>* tiled = nullptr) {
+                                         const sinkhorn_outputs<T>& out, const row_tiles<T>* tiled = nullptr) {
   const index_t n = krows.rows();
   const index_t m = krows.cols();
   const double eps = static_cast<double>(p.epsilon);
@@ -534,7 +544,17 @@ sinkhorn_result<T> sinkhorn_dispatch(int threads, const Rows& rows, T sign, vect
                                      const sinkhorn_outputs<T>& out, const char* fn) {
   const auto info = check_sinkhorn_inputs<T>(rows.rows(), rows.cols(), a, b, p, out, fn);
   threads = effective_threads(threads, static_cast<double>(rows.rows()) * static_cast<double>(rows.cols()));
-  if (p.method == sinkhorn_method::log) return sinkhorn_log_solve<T>(threads, rows, sign, a, b, info, p, out);
+  if (p.method == sinkhorn_method::log) {
+    if constexpr (std::is_same_v<Rows, stored_rows<T>>) {
+      // Few columns: a second copy of C in row tiles for the vectorised sweep (costs on the fly are
+      // never stored, so they keep the row sweep).
+      if (row_tiles<T>::worthwhile(rows.cols())) {
+        const row_tiles<T> tiled(rows.matrix.data(), rows.rows(), rows.cols(), rows.matrix.stride(), a.data());
+        return sinkhorn_log_solve<T>(threads, rows, sign, a, b, info, p, out, &tiled);
+      }
+    }
+    return sinkhorn_log_solve<T>(threads, rows, sign, a, b, info, p, out);
+  }
   const T coef = static_cast<T>(-static_cast<double>(sign) / static_cast<double>(p.epsilon));
   if constexpr (std::is_same_v<Rows, stored_rows<T>>) {
     // Stored matrix: compute K = exp(-s C / eps) once.
@@ -555,8 +575,8 @@ sinkhorn_result<T> sinkhorn_dispatch(int threads, const Rows& rows, T sign, vect
       }
     });
     stored_rows<T> krows{matrix_view<const T>(kernel.data(), n, m, mp), mp};
-    if (tiled_kernel<T>::worthwhile(m)) {
-      const tiled_kernel<T> tiled(kernel.data(), n, m, mp, a.data());
+    if (row_tiles<T>::worthwhile(m)) {
+      const row_tiles<T> tiled(kernel.data(), n, m, mp, a.data());
       return sinkhorn_kernel_solve<T>(threads, krows, rows, sign, a, b, p, out, &tiled);
     }
     return sinkhorn_kernel_solve<T>(threads, krows, rows, sign, a, b, p, out);

@@ -422,12 +422,15 @@ bool kernel_row_sweep(int threads, const Rows& rows, sweep_workspace<T>& ws, con
   return std::all_of(ok.begin(), ok.end(), [](char x) { return x != 0; });
 }
 
-/// The kernel K (N x M, small M) stored a second time in row tiles for `tiled_kernel_row_sweep`:
-/// tile t holds rows [t L, t L + L) as M x L (column-major within the tile), L = one SIMD vector of
-/// T, rows beyond N zero. With M = 20 a row-by-row sweep spends most of its time on the horizontal
-/// sum of K_i. v and on the dependency through u_i; across rows both become plain vector work.
+/// A small-M matrix (the kernel K, or the costs C for the log domain; N x M, M <= 64) stored a
+/// second time in row tiles for the tiled sweeps: tile t holds rows [t L, t L + L) as M x L
+/// (column-major within the tile), L = one SIMD vector of T, rows beyond N zero; `a` is the row
+/// marginal in the same lanes (zero beyond N, so padding rows are dead lanes). With M = 20 a
+/// row-by-row sweep is bound by horizontal sums (K_i. v; a row's max and sum of exps), by the
+/// dependency through the row's result and, in the log domain, by the epilogue for the M mod L
+/// leftover entries of every row; across rows all of it is plain vector work.
 template <class T>
-struct tiled_kernel {
+struct row_tiles {
   static constexpr index_t lanes = 64 / static_cast<index_t>(sizeof(T));
   static constexpr index_t max_cols = 64;
   index_t n = 0, m = 0, tiles = 0;
@@ -436,31 +439,38 @@ struct tiled_kernel {
 
   static bool worthwhile(index_t cols) { return CELLKIT_CLUSTER_VECTOR_EXTENSIONS && cols <= max_cols; }
 
-  tiled_kernel(const T* kernel, index_t rows, index_t cols, index_t stride, const T* marginal)
+  row_tiles(const T* matrix, index_t rows, index_t cols, index_t stride, const T* marginal)
       : n(rows), m(cols), tiles((rows + lanes - 1) / lanes) {
     data.assign(static_cast<std::size_t>(tiles * m * lanes), T(0));
     a.assign(static_cast<std::size_t>(tiles * lanes), T(0));
     for (index_t i = 0; i < n; ++i) {
       T* tile = data.data() + (i / lanes) * m * lanes + i % lanes;
-      for (index_t j = 0; j < m; ++j) tile[j * lanes] = kernel[i * stride + j];
+      for (index_t j = 0; j < m; ++j) tile[j * lanes] = matrix[i * stride + j];
       a[static_cast<std::size_t>(i)] = marginal[i];
     }
+  }
+
+  /// Chunks of whole tiles, as close to `layout`'s row chunks as tiles allow: at most
+  /// layout.chunks, a function of the shape only (so results do not depend on threads).
+  index_t tiles_per_chunk(const sweep_layout& layout) const { return (layout.chunk_rows + lanes - 1) / lanes; }
+  index_t chunks(const sweep_layout& layout) const {
+    return (tiles + tiles_per_chunk(layout) - 1) / tiles_per_chunk(layout);
   }
 };
 
 #if CELLKIT_CLUSTER_VECTOR_EXTENSIONS
-/// `kernel_row_sweep` (balanced or unbalanced) over a `tiled_kernel`: the same u_new and column
-/// sums (to rounding: other summation order), vectorised across rows. Chunks are whole tiles; their
-/// column partials are summed lane by lane in a fixed order, so results do not depend on threads.
+/// `kernel_row_sweep` (balanced or unbalanced) over the kernel in `row_tiles`: the same u_new and
+/// column sums (to rounding: other summation order), vectorised across rows. Chunks are whole tiles;
+/// their column partials are summed lane by lane in a fixed order, so results do not depend on threads.
 template <class T>
-bool tiled_kernel_row_sweep(int threads, const tiled_kernel<T>& k, sweep_workspace<T>& ws, double phi, const T* v,
+bool tiled_kernel_row_sweep(int threads, const row_tiles<T>& k, sweep_workspace<T>& ws, double phi, const T* v,
                             T* u_new, double* col) {
   using vec = typename simd_vector<T>::type;
-  constexpr index_t lanes = tiled_kernel<T>::lanes;
+  constexpr index_t lanes = row_tiles<T>::lanes;
   const index_t m = k.m;
   const index_t mp = ws.layout.m;
-  const index_t tiles_per_chunk = (ws.layout.chunk_rows + lanes - 1) / lanes;
-  const index_t chunks = (k.tiles + tiles_per_chunk - 1) / tiles_per_chunk;  // <= ws.layout.chunks
+  const index_t tiles_per_chunk = k.tiles_per_chunk(ws.layout);
+  const index_t chunks = k.chunks(ws.layout);
   const bool balanced = phi == 1.0;
   std::vector<char> ok(static_cast<std::size_t>(chunks), 1);
   if (ws.row_buffer[0].size() < static_cast<std::size_t>(m * lanes))
@@ -522,6 +532,118 @@ bool tiled_kernel_row_sweep(int threads, const tiled_kernel<T>& k, sweep_workspa
     std::memcpy(lane_bad, &bad, sizeof(vec));
     for (index_t l = 0; l < lanes; ++l)
       if (lane_bad[l] != T(0)) ok[static_cast<std::size_t>(c)] = 0;
+  });
+  std::fill(ws.partials.begin() + chunks * mp, ws.partials.end(), T(0));
+  merge_partials(threads, ws, col);
+  return std::all_of(ok.begin(), ok.end(), [](char x) { return x != 0; });
+}
+
+/// `log_row_sweep` over the costs in `row_tiles` (M <= 64), vectorised across the rows of a tile:
+/// per column one vector of x_ij = (g_j - s C_ij) / eps for L rows, so the row maximum and the row
+/// sum are lane-wise max / add, every exp is a full-width vector exp, and the updated plan rows are
+/// added to per-lane column accumulators (summed lane by lane in a fixed order at the end of the
+/// chunk; chunks are whole tiles, so the bits do not depend on threads). The shift is always the
+/// row's true maximum (the max pass is two vector operations per entry, the exp about 25, so the
+/// previous iteration's shift is not worth reusing here). Writes the same row state as
+/// `log_row_sweep` and returns whether every live row's state is finite.
+template <class T>
+bool tiled_log_row_sweep(int threads, const row_tiles<T>& c, sweep_workspace<T>& ws, T coef, double eps,
+                         const double* log_a, double phi, const double* g, T* row_max, T* row_sum, double* f_new,
+                         double* col) {
+  using vec = typename simd_vector<T>::type;
+  constexpr index_t lanes = row_tiles<T>::lanes;
+  const index_t m = c.m;
+  const index_t mp = ws.layout.m;
+  const double inv_eps = 1.0 / eps;
+  for (index_t j = 0; j < m; ++j) ws.shifted_g[static_cast<std::size_t>(j)] = static_cast<T>(g[j] * inv_eps);
+  const index_t tiles_per_chunk = c.tiles_per_chunk(ws.layout);
+  const index_t chunks = c.chunks(ws.layout);
+  const bool balanced = phi == 1.0;
+  std::vector<char> ok(static_cast<std::size_t>(chunks), 1);
+  // Per thread: m vectors of column accumulators, then m vectors of the tile's exps.
+  if (ws.row_buffer[0].size() < static_cast<std::size_t>(2 * m * lanes))
+    for (auto& buffer : ws.row_buffer) buffer.resize(static_cast<std::size_t>(2 * m * lanes));
+  parallel_blocks(threads, chunks, [&](int thread, index_t ch) {
+    T* acc = ws.row_buffer[static_cast<std::size_t>(thread)].data();
+    T* e = acc + m * lanes;
+    const T* gs = ws.shifted_g.data();  // local copies: see kernel_row_sweep
+    const T cf = coef;
+    std::fill(acc, acc + m * lanes, T(0));
+    const vec zero = {};
+    vec bad = {};
+    const index_t t_last = std::min(c.tiles, (ch + 1) * tiles_per_chunk);
+    for (index_t t = ch * tiles_per_chunk; t < t_last; ++t) {
+      const T* tile = c.data.data() + t * m * lanes;
+      vec mx = zero - std::numeric_limits<T>::infinity();
+      for (index_t j = 0; j < m; ++j) {
+        vec cj;
+        std::memcpy(&cj, tile + j * lanes, sizeof(vec));
+        const vec x = cj * cf + gs[j];
+        mx = x > mx ? x : mx;
+      }
+      vec s = {};
+      for (index_t j = 0; j < m; ++j) {
+        vec cj;
+        std::memcpy(&cj, tile + j * lanes, sizeof(vec));
+        vec v = (cj * cf + gs[j]) - mx;
+        exp_flush_in_place(v);
+        std::memcpy(e + j * lanes, &v, sizeof(vec));
+        s += v;
+      }
+      vec a;
+      std::memcpy(&a, c.a.data() + t * lanes, sizeof(vec));
+      const auto live = a > zero;  // rows with a_i = 0 (and padding rows) carry no mass
+      // A live row needs a finite shift and a finite sum > 0 (x - x is 0 only for finite x).
+      const auto fine = ((mx - mx) == zero) & ((s - s) == zero) & (s > zero);
+      bad += live & ~fine ? zero + T(1) : zero;
+      vec scale;
+      const index_t first = t * lanes;
+      const index_t count = std::min(lanes, c.n - first);
+      T lane_mx[lanes], lane_s[lanes];
+      std::memcpy(lane_mx, &mx, sizeof(vec));
+      std::memcpy(lane_s, &s, sizeof(vec));
+      if (balanced) {
+        scale = live ? a / (live ? s : zero + T(1)) : zero;  // = exp(f_i / eps + mx_i), as log_row_sweep
+      } else {
+        T lane_scale[lanes] = {};
+        for (index_t l = 0; l < count; ++l) {
+          const index_t i = first + l;
+          if (log_a[i] == -std::numeric_limits<double>::infinity()) {
+            f_new[i] = log_a[i];
+            continue;
+          }
+          const double fi =
+              phi * eps * (log_a[i] - static_cast<double>(lane_mx[l]) - std::log(static_cast<double>(lane_s[l])));
+          f_new[i] = fi;
+          lane_scale[l] = static_cast<T>(std::exp(fi * inv_eps + static_cast<double>(lane_mx[l])));
+          if (!std::isfinite(fi)) ok[static_cast<std::size_t>(ch)] = 0;
+        }
+        std::memcpy(&scale, lane_scale, sizeof(vec));
+      }
+      for (index_t l = 0; l < count; ++l) {
+        const bool dead = log_a[first + l] == -std::numeric_limits<double>::infinity();
+        row_max[first + l] = dead ? T(0) : lane_mx[l];
+        row_sum[first + l] = dead ? T(0) : lane_s[l];
+      }
+      for (index_t j = 0; j < m; ++j) {
+        vec ej, aj;
+        std::memcpy(&ej, e + j * lanes, sizeof(vec));
+        std::memcpy(&aj, acc + j * lanes, sizeof(vec));
+        aj += scale * ej;
+        std::memcpy(acc + j * lanes, &aj, sizeof(vec));
+      }
+    }
+    T* part = ws.partials.data() + ch * mp;
+    for (index_t j = 0; j < mp; ++j) {
+      T sum = T(0);
+      if (j < m)
+        for (index_t l = 0; l < lanes; ++l) sum += acc[j * lanes + l];
+      part[j] = sum;
+    }
+    T lane_bad[lanes];
+    std::memcpy(lane_bad, &bad, sizeof(vec));
+    for (index_t l = 0; l < lanes; ++l)
+      if (lane_bad[l] != T(0)) ok[static_cast<std::size_t>(ch)] = 0;
   });
   std::fill(ws.partials.begin() + chunks * mp, ws.partials.end(), T(0));
   merge_partials(threads, ws, col);

@@ -19,6 +19,15 @@
 ///   s = f / (2 + f), log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)) with fdlibm's degree-14 R;
 ///   k ln 2 added in two parts. Measured error <= 1 ulp against std::log.
 /// - float: the same reduction, Cephes' logf polynomial (degree 9); <= 1 ulp.
+///
+/// `exp_flush_in_place(vector&)`: the same function on one 64-byte SIMD vector
+/// (`simd_vector<T>::type`, 16 floats / 8 doubles), for kernels written with vector types (the
+/// tiled Sinkhorn sweeps): GCC auto-vectorises the scalar version only inside simple loops, and at
+/// 256 bits (its preferred width even on AVX-512 machines). In place through a reference because a
+/// 64-byte vector passed or returned by value has a different ABI with and without AVX-512, and
+/// translation units built with different -march flags share the inline function's symbol.
+
+#include <cellkit/cluster/detail/simd_kernels.hpp>
 
 #include <bit>
 #include <cstdint>
@@ -93,6 +102,88 @@ inline float exp_flush(float x) {
   const float big = x > highest ? std::numeric_limits<float>::infinity() : result;
   return x < lowest ? 0.0f : big;
 }
+
+#if CELLKIT_CLUSTER_VECTOR_EXTENSIONS
+/// Integer vectors with the lane layout of simd_vector<T> (exponent-bit manipulation).
+template <class T>
+struct simd_int_vector;
+template <>
+struct simd_int_vector<float> {
+  typedef std::int32_t type __attribute__((vector_size(64)));
+  typedef std::uint32_t unsigned_type __attribute__((vector_size(64)));
+};
+template <>
+struct simd_int_vector<double> {
+  typedef std::int64_t type __attribute__((vector_size(64)));
+  typedef std::uint64_t unsigned_type __attribute__((vector_size(64)));
+};
+
+/// exp_flush(double) on 8 lanes: the same operations, lane by lane.
+inline void exp_flush_in_place(simd_vector<double>::type& value) {
+  using vec = simd_vector<double>::type;
+  using ivec = simd_int_vector<double>::type;
+  using uvec = simd_int_vector<double>::unsigned_type;
+  constexpr double log2e = 1.4426950408889634074;
+  constexpr double ln2_hi = 6.93147180369123816490e-01;
+  constexpr double ln2_lo = 1.90821492927058770002e-10;
+  constexpr double shifter = 0x1.8p52;
+  const vec x = value;
+  const vec zero = {};
+  const vec t = x * log2e + shifter;
+  const vec n = t - shifter;
+  vec r = x - n * ln2_hi;
+  r = r - n * ln2_lo;
+  const vec r2 = r * r;
+  const vec r4 = r2 * r2;
+  const vec q01 = 0.5 + r * 1.66666666666666666667e-01;
+  const vec q23 = 4.16666666666666666667e-02 + r * 8.33333333333333333333e-03;
+  const vec q45 = 1.38888888888888888889e-03 + r * 1.98412698412698412698e-04;
+  const vec q67 = 2.48015873015873015873e-05 + r * 2.75573192239858906526e-06;
+  const vec q89 = 2.75573192239858906526e-07 + r * 2.50521083854417187751e-08;
+  const vec q03 = q01 + r2 * q23;
+  const vec q47 = q45 + r2 * q67;
+  const vec q810 = q89 + r2 * 2.08767569878680989792e-09;
+  const vec q = q03 + r4 * (q47 + r4 * q810);
+  const vec p = 1.0 + (r + r2 * q);
+  // (A cast between vector types of one size reinterprets the bits, like std::bit_cast, which
+  // would itself return a vector by value.)
+  const ivec ni = (ivec)((uvec)t - std::bit_cast<std::uint64_t>(shifter));
+  const ivec n1 = ni >> 1;
+  const vec s1 = (vec)((n1 + 1023) << 52);
+  const vec s2 = (vec)((ni - n1 + 1023) << 52);
+  const vec result = (p * s1) * s2;
+  const vec big = x > 709.782712893384 ? zero + std::numeric_limits<double>::infinity() : result;
+  value = x < -708.0 ? zero : big;
+}
+
+/// exp_flush(float) on 16 lanes: the same operations, lane by lane.
+inline void exp_flush_in_place(simd_vector<float>::type& value) {
+  using vec = simd_vector<float>::type;
+  using ivec = simd_int_vector<float>::type;
+  using uvec = simd_int_vector<float>::unsigned_type;
+  constexpr float shifter = 0x1.8p23f;
+  const vec x = value;
+  const vec zero = {};
+  const vec t = x * 1.44269504088896341f + shifter;
+  const vec n = t - shifter;
+  vec r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const vec z = r * r;
+  vec p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * z + r + 1.0f;
+  const ivec ni = (ivec)((uvec)t - std::bit_cast<std::uint32_t>(shifter));
+  const ivec n1 = ni >> 1;
+  const vec s1 = (vec)((n1 + 127) << 23);
+  const vec s2 = (vec)((ni - n1 + 127) << 23);
+  const vec result = (p * s1) * s2;
+  const vec big = x > 88.7228391f ? zero + std::numeric_limits<float>::infinity() : result;
+  value = x < -87.3f ? zero : big;
+}
+#endif
 
 inline double log_normal(double x) {
   constexpr double ln2_hi = 6.93147180369123816490e-01;
