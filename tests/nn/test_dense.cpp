@@ -50,12 +50,19 @@ TEST_CASE_TEMPLATE("dense_forward and dense_backward match PyTorch's Linear", P,
     check(dw, c.matrix("dw"), "dw");
     if (bias) check(db, c.matrix("db"), "db");
 
-    // accumulate adds onto what is there
-    std::vector<double> dw2(dw.size(), 1.0);
+    // accumulate adds dW and db onto what is there, accumulate_input dX; each flag only its outputs
+    std::vector<double> dx2(dx.size(), 2.0), dw2(dw.size(), 1.0), db2(db.size(), 3.0);
     nn::dense_backward(policy, matrix_view<const double>(x.data(), n, fin),
                        matrix_view<const double>(w.data(), fin, fout), matrix_view<double>(dy.data(), n, fout),
-                       std::nullopt, matrix_view<double>(dw2.data(), fin, fout), std::nullopt, {.accumulate = true});
+                       matrix_view<double>(dx2.data(), n, fin), matrix_view<double>(dw2.data(), fin, fout),
+                       vector_view<double>(db2.data(), fout), {.accumulate = true});
     for (std::size_t i = 0; i < dw.size(); ++i) CHECK(dw2[i] == doctest::Approx(dw[i] + 1.0).epsilon(1e-12));
+    for (std::size_t i = 0; i < db.size(); ++i) CHECK(db2[i] == doctest::Approx(db[i] + 3.0).epsilon(1e-12));
+    CHECK(dx2 == dx);
+    nn::dense_backward(policy, matrix_view<const double>(x.data(), n, fin),
+                       matrix_view<const double>(w.data(), fin, fout), matrix_view<double>(dy.data(), n, fout),
+                       matrix_view<double>(dx2.data(), n, fin), std::nullopt, std::nullopt, {.accumulate_input = true});
+    for (std::size_t i = 0; i < dx.size(); ++i) CHECK(dx2[i] == doctest::Approx(2.0 * dx[i]).epsilon(1e-12));
   }
 }
 

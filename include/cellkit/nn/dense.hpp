@@ -10,8 +10,10 @@
 ///
 ///     dX = dY W^T,    dW = X^T dY,    db_j = sum_i dY_ij
 ///
-/// Each requested gradient is overwritten, or, with `{.accumulate = true}`, added to (for a layer
-/// used twice in one step, e.g. a noisy and a clean encoder pass, or several losses).
+/// Each requested gradient is overwritten, or added to: `{.accumulate = true}` adds dW and db (a
+/// layer used twice in one step, e.g. a noisy and a clean encoder pass), `{.accumulate_input =
+/// true}` adds dX (several layers reading the same input, e.g. the mean, dispersion and dropout
+/// heads of a count decoder).
 ///
 /// Execution:
 /// - host (serial, openmp): the products are cut into fixed row blocks of serial GEMMs and the
@@ -53,8 +55,10 @@ namespace cellkit::nn {
 
 /// Options of `dense_backward`.
 struct dense_backward_params {
-  /// Add the gradients to the outputs instead of overwriting them.
+  /// Add dW and db to the outputs instead of overwriting them.
   bool accumulate = false;
+  /// Add dX to its output instead of overwriting it.
+  bool accumulate_input = false;
 };
 
 namespace detail {
@@ -106,7 +110,7 @@ void dense_forward(const Policy& policy, const_matrix_arg<T, Space> x, const_mat
 }
 
 /// dX = dY W^T, dW = X^T dY, db = column sums of dY (each optional; overwritten, or accumulated with
-/// `params.accumulate`). See the file comment.
+/// `params.accumulate` / `params.accumulate_input`). See the file comment.
 template <class Policy, class T, class Space>
 void dense_backward(const Policy& policy, const_matrix_arg<T, Space> x, const_matrix_arg<T, Space> w,
                     matrix_view<const T, Space> dy, optional_matrix_out<T, Space> dx, optional_matrix_out<T, Space> dw,
@@ -125,12 +129,13 @@ void dense_backward(const Policy& policy, const_matrix_arg<T, Space> x, const_ma
   if (db)
     expect_shapes(db->size() == w.cols(), fn, "db", db->shape(), "W", w.shape(), "one bias gradient per column of W");
   const T beta = params.accumulate ? T(1) : T(0);
+  const T beta_input = params.accumulate_input ? T(1) : T(0);
   if constexpr (is_host_policy_v<Policy>) {
-    if (dx) cellkit::detail::blocked_gemm<Policy, T>(policy, dy, w, *dx, T(1), beta, /*transpose_b=*/true);
+    if (dx) cellkit::detail::blocked_gemm<Policy, T>(policy, dy, w, *dx, T(1), beta_input, /*transpose_b=*/true);
     if (dw) cellkit::detail::blocked_gemm_tn<Policy, T>(policy, x, dy, *dw, T(1), beta);
     if (db) cellkit::detail::blocked_column_sums<Policy, T>(policy, dy, *db, T(1), beta);
   } else {
-    if (dx) gemm(policy, dy, w, *dx, gemm_params<T>{.beta = beta, .transpose_b = true});
+    if (dx) gemm(policy, dy, w, *dx, gemm_params<T>{.beta = beta_input, .transpose_b = true});
     if (dw) gemm(policy, x, dy, *dw, gemm_params<T>{.beta = beta, .transpose_a = true});
     if (db) for_each_index(policy, db->size(), detail::column_sum_fn<T, Space>{dy, *db, beta});
   }

@@ -6,7 +6,9 @@
 /// ## Draws
 ///
 /// Element (r, c) of a rows x cols input at call `step` draws from
-/// `philox_engine(seed, stream, step * rows * cols + r * cols + c)` (core/random.hpp). The draws
+/// `philox_engine(seed, stream, step * rows * cols + r * cols + c)` (core/random.hpp); Gaussian
+/// noise draws one Box-Muller pair for columns (2j, 2j + 1) from the engine of "element" (r, j) of
+/// a rows x ceil(cols / 2) grid (`normal_pair`: first value to column 2j). The draws
 /// depend only on (seed, stream, step, r, c): identical under serial, openmp{any} and cuda
 /// (dropout's Bernoulli draws bit for bit everywhere; Gaussian noise bit for bit across host
 /// policies, see random.hpp for host vs device), independent of the scheduling. Advance `step`
@@ -25,10 +27,10 @@
 ///
 ///     y_rc = x_rc + sigma * n_rc,   n_rc ~ N(0, 1);   dL/dx = dL/dy (the noise is additive)
 ///
-/// Any policy (host or cuda). One Philox block per element at most; host passes below 32768 elements
-/// run on the calling thread. y may alias x; dx may alias dy. cuda calls are asynchronous.
-/// Errors: `dimension_mismatch` for shape differences; `invalid_argument` for rate outside [0, 1)
-/// or sigma negative / not finite.
+/// Any policy (host or cuda). One Philox block per element (dropout) or per two elements (noise); host passes below
+/// 32768 elements run on the calling thread. y may alias x; dx may alias dy. cuda calls are asynchronous. Errors:
+/// `dimension_mismatch` for shape differences; `invalid_argument` for rate outside [0, 1) or sigma negative / not
+/// finite.
 
 #include <cellkit/core/config.hpp>
 #include <cellkit/core/error.hpp>
@@ -87,15 +89,20 @@ struct dropout_fn {
   }
 };
 
+/// One Box-Muller pair serves columns 2j and 2j + 1 (half the Philox blocks, logs and square roots).
 template <class T, class Space>
 struct gaussian_noise_fn {
   matrix_view<const T, Space> in;
   matrix_view<T, Space> out;
   noise_key key;
   T sigma;
-  CELLKIT_HD void operator()(index_t r, index_t c) const {
-    philox_engine eng = element_engine(key, in.rows(), in.cols(), r, c);
-    out(r, c) = in(r, c) + sigma * normal<T>(eng);
+  CELLKIT_HD void operator()(index_t r, index_t pair) const {
+    const index_t pairs = (in.cols() + 1) / 2;
+    philox_engine eng = element_engine(key, in.rows(), pairs, r, pair);
+    const auto z = normal_pair<T>(eng);
+    const index_t c = 2 * pair;
+    out(r, c) = in(r, c) + sigma * z.first;
+    if (c + 1 < in.cols()) out(r, c + 1) = in(r, c + 1) + sigma * z.second;
   }
 };
 
@@ -140,7 +147,7 @@ void gaussian_noise(const Policy& policy, const_matrix_arg<T, Space> x, matrix_v
                 "x and y must have the same shape");
   CELLKIT_EXPECTS(std::isfinite(params.sigma) && params.sigma >= 0.0, fn, "sigma",
                   "must be finite and >= 0, got " + std::to_string(params.sigma));
-  detail::for_each_element(policy, x.rows(), x.cols(),
+  detail::for_each_element(policy, x.rows(), (x.cols() + 1) / 2,
                            detail::gaussian_noise_fn<T, Space>{x, y, params.key, static_cast<T>(params.sigma)});
 }
 

@@ -1,0 +1,625 @@
+#pragma once
+// A scDeepCluster-style DEC-ZINB model assembled from cellkit's parts (docs/dec_zinb.md):
+//
+//   encoder   x + N(0, sigma^2) -> dense 256 -> relu -> dense 64 -> relu -> dense 32 = z
+//   decoder   z -> dense 64 -> relu -> dense 256 -> relu = h, then three heads from h:
+//             mean = mean_activation(h W_m + b_m), theta = dispersion_activation(h W_t + b_t),
+//             pi = sigmoid(h W_p + b_p)
+//   loss      ZINB NLL(counts | size_factor * mean, theta, pi), mean over elements (pre-training);
+//             + gamma * KL(P || Q) on the noise-free latent z0 (fine-tuning), Q the Student-t
+//             assignment of z0 to learnable centres, P the DEC target recomputed every epoch.
+//
+// Every layer's forward and backward is called explicitly (cellkit::nn has no tape). The training
+// loop is `train(...)`; main.cpp only reads data and writes results, and the tests train it briefly.
+
+#include <cellkit/cluster/kmeans.hpp>
+#include <cellkit/cluster/soft_assignment.hpp>
+#include <cellkit/core/buffer.hpp>
+#include <cellkit/core/error.hpp>
+#include <cellkit/core/views.hpp>
+#include <cellkit/execution/policy.hpp>
+#include <cellkit/likelihood/zinb.hpp>
+#include <cellkit/metrics/information.hpp>
+#include <cellkit/metrics/pair_counting.hpp>
+#include <cellkit/nn/activation.hpp>
+#include <cellkit/nn/batches.hpp>
+#include <cellkit/nn/checkpoint.hpp>
+#include <cellkit/nn/dense.hpp>
+#include <cellkit/nn/init.hpp>
+#include <cellkit/nn/noise.hpp>
+#include <cellkit/nn/optimizer.hpp>
+#include <cellkit/nn/parameters.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace dec_zinb {
+
+using cellkit::host_buffer;
+using cellkit::index_t;
+using cellkit::matrix_view;
+using cellkit::vector_view;
+namespace nn = cellkit::nn;
+
+// ---- data ------------------------------------------------------------------------------------
+
+/// What the model trains on: features (log-normalised, scaled highly variable genes), the raw
+/// counts of the same genes and the cells' size factors.
+template <class T>
+struct training_data {
+  index_t cells = 0;
+  index_t genes = 0;
+  host_buffer<T> features;      // cells x genes
+  host_buffer<T> counts;        // cells x genes, raw counts
+  std::vector<T> size_factors;  // cells
+  std::vector<index_t> labels;  // cells, or empty when unknown
+};
+
+/// Checks the data before any training: shapes agree, counts are non-negative and finite, every
+/// cell has a positive size factor, there are at least as many cells as clusters.
+template <class T>
+void check_training_data(const training_data<T>& d, index_t clusters) {
+  constexpr const char* fn = "dec_zinb::train";
+  CELLKIT_EXPECTS(d.cells > 0 && d.genes > 0, fn, "data", "needs at least one cell and one gene");
+  cellkit::expect_shapes(d.features.size() == d.cells * d.genes, fn, "features",
+                         {d.features.size() / std::max<index_t>(d.genes, 1), d.genes}, "counts", {d.cells, d.genes},
+                         "features and counts must cover the same cells and genes");
+  cellkit::expect_shapes(d.counts.size() == d.cells * d.genes, fn, "counts",
+                         {d.counts.size() / std::max<index_t>(d.genes, 1), d.genes}, "features", {d.cells, d.genes},
+                         "features and counts must cover the same cells and genes");
+  cellkit::expect_shapes(static_cast<index_t>(d.size_factors.size()) == d.cells, fn, "size_factors",
+                         {static_cast<index_t>(d.size_factors.size()), 1}, "counts", {d.cells, d.genes},
+                         "one size factor per cell");
+  if (!d.labels.empty()) {
+    cellkit::expect_shapes(static_cast<index_t>(d.labels.size()) == d.cells, fn, "labels",
+                           {static_cast<index_t>(d.labels.size()), 1}, "counts", {d.cells, d.genes},
+                           "one label per cell");
+  }
+  for (index_t i = 0; i < d.cells; ++i) {
+    CELLKIT_EXPECTS(std::isfinite(d.size_factors[i]) && d.size_factors[i] > T(0), fn, "size_factors",
+                    "cell " + std::to_string(i) + " has size factor " + std::to_string(d.size_factors[i]) +
+                        " (a cell without counts: filter zero-count cells first)");
+  }
+  for (index_t k = 0; k < d.cells * d.genes; ++k) {
+    if (!(d.counts[k] >= T(0)) || !std::isfinite(d.counts[k])) {
+      cellkit::detail::throw_invalid_argument(fn, "counts",
+                                              "cell " + std::to_string(k / d.genes) + ", gene " +
+                                                  std::to_string(k % d.genes) + " is " + std::to_string(d.counts[k]) +
+                                                  "; counts must be finite and >= 0");
+    }
+    if (!std::isfinite(d.features[k])) {
+      cellkit::detail::throw_invalid_argument(
+          fn, "features",
+          "cell " + std::to_string(k / d.genes) + ", gene " + std::to_string(k % d.genes) + " is not finite");
+    }
+  }
+  CELLKIT_EXPECTS(
+      clusters >= 1 && clusters <= d.cells, fn, "clusters",
+      std::to_string(clusters) + " clusters for " + std::to_string(d.cells) + " cells: need 1 <= clusters <= cells");
+}
+
+// ---- layers ----------------------------------------------------------------------------------
+
+/// One dense layer's parameters and their gradients.
+template <class T>
+struct dense_layer {
+  index_t in = 0, out = 0;
+  host_buffer<T> w, b, dw, db;
+
+  dense_layer(index_t fan_in, index_t fan_out)
+      : in(fan_in), out(fan_out), w(fan_in * fan_out), b(fan_out), dw(fan_in * fan_out), db(fan_out) {}
+
+  matrix_view<T> weight() { return w.as_matrix(in, out); }
+  matrix_view<const T> weight() const { return matrix_view<const T>(w.data(), in, out); }
+  vector_view<const T> bias() const { return vector_view<const T>(b.data(), out); }
+
+  void add_to(nn::parameter_list<T>& params, const std::string& name) {
+    params.add(name + ".weight", w.as_matrix(in, out), dw.as_matrix(in, out));
+    params.add(name + ".bias", b.view(), db.view());
+  }
+};
+
+/// Activations of one pass through a stack of layers (kept for its backward pass).
+template <class T>
+struct stack_cache {
+  std::vector<host_buffer<T>> pre, post, grad;
+
+  stack_cache(const std::vector<dense_layer<T>>& layers, index_t max_rows) {
+    for (const auto& l : layers) {
+      pre.emplace_back(max_rows * l.out);
+      post.emplace_back(max_rows * l.out);
+      grad.emplace_back(max_rows * l.out);
+    }
+  }
+  static matrix_view<T> rows(host_buffer<T>& b, index_t n, index_t cols) { return matrix_view<T>(b.data(), n, cols); }
+};
+
+/// Dense layers with ReLU between them (and after the last one when `activate_last`).
+template <class T, class Policy>
+matrix_view<T> stack_forward(const Policy& policy, const std::vector<dense_layer<T>>& layers, bool activate_last,
+                             std::type_identity_t<matrix_view<const T>> x, stack_cache<T>& cache) {
+  const index_t n = x.rows();
+  matrix_view<const T> in = x;
+  matrix_view<T> out;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    auto pre = stack_cache<T>::rows(cache.pre[l], n, layers[l].out);
+    nn::dense_forward(policy, in, layers[l].weight(), layers[l].bias(), pre);
+    out = pre;
+    if (l + 1 < layers.size() || activate_last) {
+      out = stack_cache<T>::rows(cache.post[l], n, layers[l].out);
+      nn::activation_forward(policy, nn::relu{}, pre, out);
+    }
+    in = out;
+  }
+  return out;
+}
+
+/// Backward of `stack_forward`: d_out (overwritten: it becomes the last layer's pre-activation
+/// gradient) -> parameter gradients (overwritten, or added with `accumulate`) and, if requested, dx.
+template <class T, class Policy>
+void stack_backward(const Policy& policy, std::vector<dense_layer<T>>& layers, bool activate_last,
+                    std::type_identity_t<matrix_view<const T>> x, stack_cache<T>& cache,
+                    std::type_identity_t<matrix_view<T>> d_out, std::type_identity_t<std::optional<matrix_view<T>>> dx,
+                    bool accumulate) {
+  const index_t n = x.rows();
+  matrix_view<T> d = d_out;
+  for (std::size_t l = layers.size(); l-- > 0;) {
+    auto& layer = layers[l];
+    if (l + 1 < layers.size() || activate_last) {
+      auto pre = stack_cache<T>::rows(cache.pre[l], n, layer.out);
+      auto post = stack_cache<T>::rows(cache.post[l], n, layer.out);
+      nn::activation_backward(policy, nn::relu{}, pre, post, d, d);
+    }
+    matrix_view<const T> input =
+        l == 0 ? x : matrix_view<const T>(stack_cache<T>::rows(cache.post[l - 1], n, layers[l - 1].out));
+    std::optional<matrix_view<T>> d_in = dx;
+    if (l > 0) d_in = stack_cache<T>::rows(cache.grad[l - 1], n, layers[l - 1].out);
+    nn::dense_backward(policy, input, layer.weight(), d, d_in, layer.dw.as_matrix(layer.in, layer.out), layer.db.view(),
+                       {.accumulate = accumulate});
+    if (l > 0) d = *d_in;
+  }
+}
+
+// ---- the model -------------------------------------------------------------------------------
+
+struct architecture {
+  std::vector<index_t> hidden{256, 64};  // encoder widths; the decoder mirrors them
+  index_t latent = 32;
+};
+
+template <class T>
+class model {
+ public:
+  model(index_t genes, index_t clusters, const architecture& arch, std::uint64_t seed)
+      : genes_(genes),
+        clusters_(clusters),
+        latent_(arch.latent),
+        centres_(clusters * arch.latent),
+        d_centres_(clusters * arch.latent) {
+    index_t width = genes;
+    for (index_t h : arch.hidden) {
+      encoder_.emplace_back(width, h);
+      width = h;
+    }
+    encoder_.emplace_back(width, arch.latent);
+    width = arch.latent;
+    for (auto it = arch.hidden.rbegin(); it != arch.hidden.rend(); ++it) {
+      decoder_.emplace_back(width, *it);
+      width = *it;
+    }
+    for (int h = 0; h < 3; ++h) heads_.emplace_back(width, genes);
+    // Glorot-uniform weights and zero biases, one Philox stream per layer.
+    std::uint32_t stream = 0;
+    for (auto* group : {&encoder_, &decoder_, &heads_}) {
+      for (auto& l : *group) {
+        nn::init_weights(cellkit::serial{}, l.weight(),
+                         {.scheme = nn::weight_init::glorot_uniform, .key = {seed, stream++}});
+      }
+    }
+    int e = 0;
+    for (auto& l : encoder_) l.add_to(network_, "encoder." + std::to_string(e++));
+    int d = 0;
+    for (auto& l : decoder_) l.add_to(network_, "decoder." + std::to_string(d++));
+    heads_[0].add_to(network_, "head.mean");
+    heads_[1].add_to(network_, "head.dispersion");
+    heads_[2].add_to(network_, "head.dropout");
+    with_centres_.append(network_);
+    with_centres_.add("centres", centres_.as_matrix(clusters, latent_), d_centres_.as_matrix(clusters, latent_));
+  }
+
+  index_t genes() const { return genes_; }
+  index_t clusters() const { return clusters_; }
+  index_t latent() const { return latent_; }
+  /// Network weights only (pre-training) / network and centres (fine-tuning, checkpoints).
+  const nn::parameter_list<T>& network_parameters() const { return network_; }
+  const nn::parameter_list<T>& all_parameters() const { return with_centres_; }
+  matrix_view<T> centres() { return centres_.as_matrix(clusters_, latent_); }
+  std::vector<dense_layer<T>>& encoder() { return encoder_; }
+
+  /// Work buffers for mini-batches of up to `rows` cells.
+  struct workspace {
+    stack_cache<T> noisy, clean, dec;
+    host_buffer<T> x, noisy_x, counts, size_factors, pre[3], act[3], grad[3], d_hidden, q, d_z, d_z0;
+    index_t rows;
+    workspace(const model& m, index_t max_rows)
+        : noisy(m.encoder_, max_rows),
+          clean(m.encoder_, max_rows),
+          dec(m.decoder_, max_rows),
+          x(max_rows * m.genes_),
+          noisy_x(max_rows * m.genes_),
+          counts(max_rows * m.genes_),
+          size_factors(max_rows),
+          d_hidden(max_rows * m.decoder_.back().out),
+          q(max_rows * m.clusters_),
+          d_z(max_rows * m.latent_),
+          d_z0(max_rows * m.latent_),
+          rows(max_rows) {
+      for (int h = 0; h < 3; ++h) {
+        pre[h] = host_buffer<T>(max_rows * m.genes_);
+        act[h] = host_buffer<T>(max_rows * m.genes_);
+        grad[h] = host_buffer<T>(max_rows * m.genes_);
+      }
+    }
+  };
+
+  /// Losses of one mini-batch step.
+  struct step_losses {
+    double zinb = 0;
+    double kl = 0;
+  };
+
+  /// Forward and backward of one mini-batch (rows `batch` of `data`): the ZINB loss of the noisy
+  /// reconstruction and, when `target` is given (fine-tuning; N x K, rows indexed like the data),
+  /// gamma * KL(P || Q) of the noise-free latent. Gradients of every parameter in
+  /// `all_parameters()` are overwritten (the centres' only when `target` is given).
+  template <class Policy>
+  step_losses step(const Policy& policy, const training_data<T>& data, std::span<const index_t> batch, workspace& ws,
+                   nn::noise_key noise, double noise_sd, std::optional<matrix_view<const T>> target = std::nullopt,
+                   double gamma = 1.0) {
+    const auto n = static_cast<index_t>(batch.size());
+    const index_t g = genes_;
+    auto x = matrix_view<T>(ws.x.data(), n, g);
+    auto counts = matrix_view<T>(ws.counts.data(), n, g);
+    nn::gather_rows(policy, matrix_view<const T>(data.features.data(), data.cells, g), batch, x);
+    nn::gather_rows(policy, matrix_view<const T>(data.counts.data(), data.cells, g), batch, counts);
+    for (index_t i = 0; i < n; ++i) ws.size_factors[i] = data.size_factors[batch[i]];
+
+    // noisy reconstruction path
+    auto xn = matrix_view<T>(ws.noisy_x.data(), n, g);
+    nn::gaussian_noise(policy, matrix_view<const T>(x), xn, {.sigma = noise_sd, .key = noise});
+    auto z = stack_forward(policy, encoder_, false, matrix_view<const T>(xn), ws.noisy);
+    auto h = stack_forward(policy, decoder_, true, matrix_view<const T>(z), ws.dec);
+    matrix_view<T> pre[3], act[3], grad[3];
+    for (int k = 0; k < 3; ++k) {
+      pre[k] = matrix_view<T>(ws.pre[k].data(), n, g);
+      act[k] = matrix_view<T>(ws.act[k].data(), n, g);
+      grad[k] = matrix_view<T>(ws.grad[k].data(), n, g);
+      nn::dense_forward(policy, matrix_view<const T>(h), heads_[k].weight(), heads_[k].bias(), pre[k]);
+    }
+    nn::activation_forward(policy, nn::mean_activation{}, pre[0], act[0]);
+    nn::activation_forward(policy, nn::dispersion_activation{}, pre[1], act[1]);
+    nn::activation_forward(policy, nn::sigmoid{}, pre[2], act[2]);
+    namespace lk = cellkit::likelihood;
+    step_losses losses;
+    losses.zinb = static_cast<double>(
+        lk::zinb_nll(policy, matrix_view<const T>(counts), matrix_view<const T>(act[0]), matrix_view<const T>(act[1]),
+                     matrix_view<const T>(act[2]), {.d_mu = grad[0], .d_theta = grad[1], .d_pi = grad[2]},
+                     {.reduce = lk::reduction::mean, .size_factors = vector_view<const T>(ws.size_factors.data(), n)}));
+    nn::activation_backward(policy, nn::mean_activation{}, pre[0], act[0], grad[0], grad[0]);
+    nn::activation_backward(policy, nn::dispersion_activation{}, pre[1], act[1], grad[1], grad[1]);
+    nn::activation_backward(policy, nn::sigmoid{}, pre[2], act[2], grad[2], grad[2]);
+    auto d_h = matrix_view<T>(ws.d_hidden.data(), n, h.cols());
+    for (int k = 0; k < 3; ++k) {
+      nn::dense_backward(policy, matrix_view<const T>(h), heads_[k].weight(), grad[k], d_h,
+                         heads_[k].dw.as_matrix(heads_[k].in, heads_[k].out), heads_[k].db.view(),
+                         {.accumulate_input = k > 0});
+    }
+    auto d_z = matrix_view<T>(ws.d_z.data(), n, latent_);
+    stack_backward(policy, decoder_, true, matrix_view<const T>(z), ws.dec, d_h, d_z, false);
+    stack_backward(policy, encoder_, false, matrix_view<const T>(xn), ws.noisy, d_z, std::nullopt, false);
+
+    if (target) {
+      // clustering path: noise-free encoder, Student-t assignment against the centres, KL to P
+      auto z0 = stack_forward(policy, encoder_, false, matrix_view<const T>(x), ws.clean);
+      host_buffer<T> p_batch(n * clusters_, cellkit::uninitialized);
+      nn::gather_rows(policy, *target, batch, p_batch.as_matrix(n, clusters_));
+      auto d_z0 = matrix_view<T>(ws.d_z0.data(), n, latent_);
+      auto r = cellkit::cluster::student_t_loss(policy, matrix_view<const T>(z0), matrix_view<const T>(centres()),
+                                                matrix_view<const T>(p_batch.as_matrix(n, clusters_)),
+                                                {.grad_z = d_z0, .grad_mu = d_centres_.as_matrix(clusters_, latent_)},
+                                                {.alpha = T(1)});
+      losses.kl = static_cast<double>(r.loss);
+      if (gamma != 1.0) {
+        const T s = static_cast<T>(gamma);
+        for (index_t k = 0; k < n * latent_; ++k) d_z0.data()[k] *= s;
+        for (index_t k = 0; k < d_centres_.size(); ++k) d_centres_[k] *= s;
+      }
+      stack_backward(policy, encoder_, false, matrix_view<const T>(x), ws.clean, d_z0, std::nullopt, true);
+    }
+    return losses;
+  }
+
+  /// Noise-free latent of every cell (cells x latent), in mini-batches through `ws`.
+  template <class Policy>
+  void embed(const Policy& policy, const training_data<T>& data, workspace& ws, matrix_view<T> out) {
+    for (index_t first = 0; first < data.cells; first += ws.rows) {
+      const index_t n = std::min(ws.rows, data.cells - first);
+      auto x = matrix_view<const T>(data.features.data() + first * genes_, n, genes_);
+      auto z = stack_forward(policy, encoder_, false, x, ws.clean);
+      for (index_t i = 0; i < n; ++i) std::copy(z.row_data(i), z.row_data(i) + latent_, out.row_data(first + i));
+    }
+  }
+
+ private:
+  index_t genes_, clusters_, latent_;
+  std::vector<dense_layer<T>> encoder_, decoder_, heads_;
+  host_buffer<T> centres_, d_centres_;
+  nn::parameter_list<T> network_, with_centres_;
+};
+
+// ---- training --------------------------------------------------------------------------------
+
+struct train_config {
+  index_t clusters = 0;
+  architecture arch{};
+  index_t batch_size = 256;
+  double noise_sd = 2.5;
+  int pretrain_epochs = 300;
+  double pretrain_lr = 1e-3;
+  int finetune_max_epochs = 200;
+  double finetune_lr = 1.0;
+  double finetune_rho = 0.95;
+  double gamma = 1.0;
+  double tol = 0.001;  // stop fine-tuning when fewer than this fraction of labels change
+  int kmeans_restarts = 20;
+  std::uint64_t seed = 0;
+  std::string checkpoint;  // saved after every good epoch when not empty
+};
+
+struct progress {
+  const char* phase = "";  // "pretrain", "kmeans", "finetune"
+  int epoch = 0;
+  double zinb = 0, kl = 0;
+  double labels_changed = -1;  // fraction, fine-tuning only
+  std::optional<double> ari, nmi;
+  double seconds = 0;  // since training started
+};
+
+/// Thrown when a loss or a parameter stops being finite. The model's parameters have been restored
+/// to the end of the last good epoch (and the checkpoint file, if any, still holds that epoch).
+class training_diverged : public cellkit::error {
+ public:
+  training_diverged(const std::string& phase, int epoch, const std::string& quantity)
+      : cellkit::error("training diverged in " + phase + " epoch " + std::to_string(epoch) + ": " + quantity +
+                       " is not finite; parameters restored to the last good epoch"),
+        phase_(phase),
+        epoch_(epoch),
+        quantity_(quantity) {}
+  const std::string& phase() const { return phase_; }
+  int epoch() const { return epoch_; }
+  const std::string& quantity() const { return quantity_; }
+
+ private:
+  std::string phase_;
+  int epoch_;
+  std::string quantity_;
+};
+
+template <class T>
+struct train_result {
+  host_buffer<T> latent;  // cells x latent
+  host_buffer<T> q;       // cells x clusters
+  std::vector<index_t> labels;
+  std::vector<index_t> kmeans_labels;  // initial clustering of the pre-trained latent
+  int pretrain_epochs = 0, finetune_epochs = 0;
+  bool converged = false;
+  double final_zinb = 0, final_kl = 0;
+  double pretrain_seconds = 0, kmeans_seconds = 0, finetune_seconds = 0;
+  std::optional<double> ari, nmi, kmeans_ari;
+};
+
+namespace detail {
+
+inline std::vector<index_t> argmax_rows(matrix_view<const float> q) {
+  std::vector<index_t> out(static_cast<std::size_t>(q.rows()));
+  for (index_t i = 0; i < q.rows(); ++i)
+    out[i] = std::max_element(q.row_data(i), q.row_data(i) + q.cols()) - q.row_data(i);
+  return out;
+}
+inline std::vector<index_t> argmax_rows(matrix_view<const double> q) {
+  std::vector<index_t> out(static_cast<std::size_t>(q.rows()));
+  for (index_t i = 0; i < q.rows(); ++i)
+    out[i] = std::max_element(q.row_data(i), q.row_data(i) + q.cols()) - q.row_data(i);
+  return out;
+}
+
+/// Parameter values at the end of the last good epoch.
+template <class T>
+class snapshot {
+ public:
+  void take(const nn::parameter_list<T>& params) {
+    values_.resize(params.size());
+    for (std::size_t e = 0; e < params.size(); ++e) {
+      values_[e].assign(params[e].value.data(), params[e].value.data() + params[e].size());
+    }
+  }
+  void restore(const nn::parameter_list<T>& params) const {
+    for (std::size_t e = 0; e < values_.size(); ++e)
+      std::copy(values_[e].begin(), values_[e].end(), params[e].value.data());
+  }
+
+ private:
+  std::vector<std::vector<T>> values_;
+};
+
+template <class T>
+bool all_finite(const nn::parameter_list<T>& params) {
+  for (const auto& p : params)
+    for (index_t i = 0; i < p.size(); ++i)
+      if (!std::isfinite(p.value.data()[i])) return false;
+  return true;
+}
+
+}  // namespace detail
+
+/// Pre-trains on the ZINB loss, initialises the centres by k-means on the latent, and fine-tunes
+/// with ZINB + gamma KL(P || Q) until fewer than `tol` of the labels change between epochs.
+template <class T, class Policy>
+train_result<T> train(const Policy& policy, const training_data<T>& data, model<T>& m, const train_config& cfg,
+                      const std::function<void(const progress&)>& report = {}) {
+  check_training_data(data, cfg.clusters);
+  CELLKIT_EXPECTS(m.genes() == data.genes, "dec_zinb::train", "model",
+                  "built for " + std::to_string(m.genes()) + " genes but the data have " + std::to_string(data.genes));
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto notify = [&](const progress& p) {
+    if (report) report(p);
+  };
+  const index_t n = data.cells;
+  const index_t k = cfg.clusters;
+  typename model<T>::workspace ws(m, std::min(cfg.batch_size, n));
+  nn::minibatches batches(n, {.batch_size = cfg.batch_size, .shuffle = true, .seed = cfg.seed, .stream = 1});
+  std::uint64_t global_step = 0;
+  detail::snapshot<T> good;
+  good.take(m.all_parameters());
+  auto save_good = [&] {
+    good.take(m.all_parameters());
+    if (!cfg.checkpoint.empty()) nn::save_parameters(cfg.checkpoint, m.all_parameters());
+  };
+  auto diverged = [&](const char* phase, int epoch, const std::string& what) {
+    good.restore(m.all_parameters());
+    throw training_diverged(phase, epoch, what);
+  };
+  auto score = [&](const std::vector<index_t>& labels, std::optional<double>& ari, std::optional<double>& nmi) {
+    if (data.labels.empty()) return;
+    ari = cellkit::metrics::adjusted_rand_index(data.labels, labels);
+    nmi = cellkit::metrics::normalized_mutual_info(data.labels, labels);
+  };
+  train_result<T> result;
+
+  // 1. pre-training on the ZINB loss
+  {
+    nn::adam<T> opt({.lr = static_cast<T>(cfg.pretrain_lr)});
+    for (int epoch = 0; epoch < cfg.pretrain_epochs; ++epoch) {
+      double sum = 0;
+      index_t seen = 0;
+      for (auto rows : batches.epoch(static_cast<std::uint64_t>(epoch))) {
+        typename model<T>::step_losses l;
+        try {
+          l = m.step(policy, data, rows, ws, {.seed = cfg.seed, .stream = 2, .step = global_step++}, cfg.noise_sd);
+        } catch (const cellkit::invalid_argument& e) {
+          // the inputs were checked up front: a rejected value here was produced by the training
+          diverged("pretrain", epoch + 1, std::string("a layer output (") + e.what() + ")");
+        }
+        if (!std::isfinite(l.zinb)) diverged("pretrain", epoch + 1, "the ZINB loss");
+        opt.step(policy, m.network_parameters());
+        sum += l.zinb * static_cast<double>(rows.size());
+        seen += static_cast<index_t>(rows.size());
+      }
+      if (!detail::all_finite(m.network_parameters())) diverged("pretrain", epoch + 1, "a network parameter");
+      save_good();
+      result.final_zinb = sum / static_cast<double>(seen);
+      result.pretrain_epochs = epoch + 1;
+      progress pr;
+      pr.phase = "pretrain";
+      pr.epoch = epoch + 1;
+      pr.zinb = result.final_zinb;
+      pr.seconds = seconds();
+      notify(pr);
+    }
+  }
+  result.pretrain_seconds = seconds();
+
+  // 2. centres from k-means on the noise-free latent
+  result.latent = host_buffer<T>(n * m.latent());
+  auto latent = result.latent.as_matrix(n, m.latent());
+  m.embed(policy, data, ws, latent);
+  {
+    auto km = cellkit::cluster::kmeans(policy, matrix_view<const T>(latent),
+                                       {.k = k, .n_init = cfg.kmeans_restarts, .seed = cfg.seed});
+    std::copy(km.centres.begin(), km.centres.end(), m.centres().data());
+    result.kmeans_labels = km.labels;
+    std::optional<double> nmi;
+    score(km.labels, result.kmeans_ari, nmi);
+    save_good();
+    progress pr;
+    pr.phase = "kmeans";
+    pr.ari = result.kmeans_ari;
+    pr.nmi = nmi;
+    pr.seconds = seconds();
+    notify(pr);
+  }
+  result.kmeans_seconds = seconds() - result.pretrain_seconds;
+
+  // 3. fine-tuning: ZINB + gamma KL(P || Q), P recomputed from all cells every epoch
+  result.q = host_buffer<T>(n * k);
+  auto q = result.q.as_matrix(n, k);
+  host_buffer<T> p(n * k);
+  auto assign = [&] {
+    m.embed(policy, data, ws, latent);
+    cellkit::cluster::student_t_assign(policy, matrix_view<const T>(latent), matrix_view<const T>(m.centres()), q,
+                                       T(1));
+    return detail::argmax_rows(matrix_view<const T>(q));
+  };
+  {
+    nn::adadelta<T> opt({.lr = static_cast<T>(cfg.finetune_lr), .rho = static_cast<T>(cfg.finetune_rho)});
+    std::vector<index_t> previous = result.kmeans_labels;
+    for (int epoch = 0; epoch < cfg.finetune_max_epochs; ++epoch) {
+      auto labels = assign();
+      index_t changed = 0;
+      for (index_t i = 0; i < n; ++i) changed += labels[i] != previous[i];
+      const double fraction = static_cast<double>(changed) / static_cast<double>(n);
+      previous = labels;
+      if (epoch > 0 && fraction < cfg.tol) {
+        result.converged = true;
+        break;
+      }
+      cellkit::cluster::target_distribution(policy, matrix_view<const T>(q), p.as_matrix(n, k));
+      double zinb = 0, kl = 0;
+      index_t seen = 0;
+      for (auto rows : batches.epoch(static_cast<std::uint64_t>(cfg.pretrain_epochs + epoch))) {
+        typename model<T>::step_losses l;
+        try {
+          l = m.step(policy, data, rows, ws, {.seed = cfg.seed, .stream = 2, .step = global_step++}, cfg.noise_sd,
+                     matrix_view<const T>(p.as_matrix(n, k)), cfg.gamma);
+        } catch (const cellkit::invalid_argument& e) {
+          diverged("finetune", epoch + 1, std::string("a layer output (") + e.what() + ")");
+        }
+        if (!std::isfinite(l.zinb)) diverged("finetune", epoch + 1, "the ZINB loss");
+        if (!std::isfinite(l.kl)) diverged("finetune", epoch + 1, "the KL loss");
+        opt.step(policy, m.all_parameters());
+        zinb += l.zinb * static_cast<double>(rows.size());
+        kl += l.kl * static_cast<double>(rows.size());
+        seen += static_cast<index_t>(rows.size());
+      }
+      if (!detail::all_finite(m.all_parameters())) diverged("finetune", epoch + 1, "a parameter");
+      save_good();
+      result.finetune_epochs = epoch + 1;
+      result.final_zinb = zinb / static_cast<double>(seen);
+      result.final_kl = kl / static_cast<double>(seen);
+      progress pr;
+      pr.phase = "finetune";
+      pr.epoch = epoch + 1;
+      pr.zinb = result.final_zinb;
+      pr.kl = result.final_kl;
+      pr.labels_changed = fraction;
+      score(labels, pr.ari, pr.nmi);
+      pr.seconds = seconds();
+      notify(pr);
+    }
+  }
+  result.labels = assign();
+  score(result.labels, result.ari, result.nmi);
+  result.finetune_seconds = seconds() - result.pretrain_seconds - result.kmeans_seconds;
+  return result;
+}
+
+}  // namespace dec_zinb
