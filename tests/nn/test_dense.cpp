@@ -1,6 +1,8 @@
 #include <cellkit/core/buffer.hpp>
+#include <cellkit/nn/activation.hpp>
 #include <cellkit/nn/dense.hpp>
 #include <cellkit/nn/init.hpp>
+#include <cellkit/nn/noise.hpp>
 
 #include <doctest/doctest.h>
 
@@ -134,4 +136,49 @@ TEST_CASE("dense layer: shape errors name the operands") {
   CHECK_THROWS_WITH_AS(nn::dense_backward(serial{}, x.as_matrix(2, 3), w.as_matrix(3, 2), dy.as_matrix(2, 2),
                                           dx.as_matrix(2, 2), std::nullopt, std::nullopt),
                        doctest::Contains("dX is 2 x 2"), dimension_mismatch);
+}
+
+TEST_CASE_TEMPLATE("dense, activations, dropout and init on every policy (cuda when a GPU is present)", P,
+                   CELLKIT_TEST_POLICIES) {
+  CELLKIT_SKIP_UNLESS_RUNNABLE(P);
+  auto policy = test::policy_of<P>();
+  using space = typename test::policy_array<P, float>::space;
+  const index_t n = 300, fin = 20, fout = 7;
+  // reference on the host
+  host_buffer<float> hx(n * fin), hw(fin * fout), hb(fout), hy(n * fout), hdy(n * fout), hdx(n * fin), hdw(fin * fout),
+      hdb(fout), hdrop(n * fout);
+  nn::init_weights(serial{}, hx.as_matrix(n, fin), {.scheme = nn::weight_init::he_normal, .key = {8, 0}});
+  nn::init_weights(serial{}, hw.as_matrix(fin, fout), {.key = {8, 1}});
+  nn::init_bias(serial{}, hb.view(), fin, nn::bias_init::fan_in_uniform, {8, 2});
+  nn::init_weights(serial{}, hdy.as_matrix(n, fout), {.scheme = nn::weight_init::he_normal, .key = {8, 3}});
+  nn::dense_forward(serial{}, hx.as_matrix(n, fin), hw.as_matrix(fin, fout), hb.view(), hy.as_matrix(n, fout));
+  nn::activation_forward(serial{}, nn::elu{}, hy.as_matrix(n, fout), hy.as_matrix(n, fout));
+  nn::dense_backward(serial{}, hx.as_matrix(n, fin), hw.as_matrix(fin, fout), hdy.as_matrix(n, fout),
+                     hdx.as_matrix(n, fin), hdw.as_matrix(fin, fout), hdb.view());
+  const nn::dropout_params drop{.rate = 0.25, .key = {.seed = 5, .stream = 1, .step = 2}};
+  nn::dropout_forward(serial{}, hy.as_matrix(n, fout), hdrop.as_matrix(n, fout), drop);
+
+  auto to_vector = [](const host_buffer<float>& b) { return std::vector<float>(b.data(), b.data() + b.size()); };
+  test::policy_array<P, float> x(to_vector(hx)), w(fin * fout), b(fout), y(n * fout), dy(to_vector(hdy)), dx(n * fin),
+      dw(fin * fout), db(fout), dropped(n * fout);
+  nn::init_weights(policy, w.matrix(fin, fout), {.key = {8, 1}});  // uniform draws: the same bits everywhere
+  nn::init_bias(policy, vector_view<float, space>(b.data(), fout), fin, nn::bias_init::fan_in_uniform, {8, 2});
+  CHECK(w.to_host() == to_vector(hw));
+  CHECK(b.to_host() == to_vector(hb));
+  nn::dense_forward(policy, x.matrix(n, fin), w.matrix(fin, fout), vector_view<const float, space>(b.data(), fout),
+                    y.matrix(n, fout));
+  nn::activation_forward(policy, nn::elu{}, y.matrix(n, fout), y.matrix(n, fout));
+  nn::dense_backward(policy, x.matrix(n, fin), w.matrix(fin, fout), dy.matrix(n, fout), dx.matrix(n, fin),
+                     dw.matrix(fin, fout), vector_view<float, space>(db.data(), fout));
+  nn::dropout_forward(policy, y.matrix(n, fout), dropped.matrix(n, fout), drop);
+  auto near = [](const std::vector<float>& got, const host_buffer<float>& want) {
+    REQUIRE(static_cast<index_t>(got.size()) == want.size());
+    for (index_t i = 0; i < want.size(); ++i) CHECK(test::close(got[i], want[i], 2e-5, 2e-5));
+  };
+  near(y.to_host(), hy);
+  near(dx.to_host(), hdx);
+  near(dw.to_host(), hdw);
+  near(db.to_host(), hdb);
+  const auto d = dropped.to_host();
+  for (index_t i = 0; i < n * fout; ++i) CHECK((d[i] == 0.0f) == (hdrop[i] == 0.0f));  // the same mask
 }
