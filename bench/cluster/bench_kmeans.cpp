@@ -8,8 +8,12 @@
 // the centring copy, the
 // initialisation, the final E-step and the inertia cancel. The peer script measures scikit-learn's
 // KMeans(algorithm='lloyd', init=<centres>, n_init=1, tol=0).fit the same way.
-// Counters: GFLOP/s and frac_gemm for the 2 N k d flops of the E-step GEMM (the M-step's N d adds
-// and the argmin are not counted), against the large square GEMM of the same type.
+// Counters: GFLOP/s and frac_gemm for the 2 N k d flops of the E-step GEMM (the M-step's adds and
+// the argmin are not counted), against the large square GEMM of the same type. For double, cellkit
+// computes these distances in float (exact double re-checks of near ties, docs/cluster.md), so
+// its frac_gemm can exceed 1; divide by the float GEMM rate for the fraction of the machine.
+// Timed iterations are steps 3 - 12, where 2 - 11% of the labels change per step (the M-step
+// only moves changed rows between the cluster sums).
 
 #include "support/machine_limits.hpp"
 

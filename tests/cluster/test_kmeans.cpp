@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 // k-means runs on the host only; the tests are templated over the host policies even in the nvcc
@@ -186,6 +187,155 @@ TEST_CASE("integer sample weights equal repeated rows") {
   for (std::size_t e = 0; e < a.centres.size(); ++e)
     CHECK(a.centres[e] == doctest::Approx(b.centres[e]).epsilon(1e-10));
   CHECK(a.iterations == b.iterations);
+}
+
+namespace {
+
+// The E-step as kmeans() prepares it (centred data with row norms; `screen`: double rows get the
+// float screening copy, else they are tiled in double block by block), for the detail-level tests.
+struct estep_fixture {
+  std::vector<double> x;
+  index_t n, d;
+  ck::detail::kmeans_data<double> data;
+  ck::detail::lloyd_partials partials;
+  std::vector<host_buffer<double>> scratch;
+
+  estep_fixture(std::vector<double> values, index_t rows, index_t cols, bool screen, int threads)
+      : x(std::move(values)), n(rows), d(cols) {
+    data.x = cview(x, n, d);
+    data.n = n;
+    data.d = d;
+    data.threads = threads;
+    data.row_norms.resize(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i)
+      for (index_t a = 0; a < d; ++a)
+        data.row_norms[static_cast<std::size_t>(i)] +=
+            x[static_cast<std::size_t>(i * d + a)] * x[static_cast<std::size_t>(i * d + a)];
+    if (screen) ck::detail::prepare_e_step(data);
+    for (int t = 0; t < threads; ++t) scratch.emplace_back(ck::detail::lloyd_scratch_size<double>(d), uninitialized);
+  }
+  std::vector<index_t> labels(const std::vector<double>& centres, index_t k) {
+    std::vector<index_t> out(static_cast<std::size_t>(n), -1);
+    ck::detail::lloyd_assign(data, cview(centres, k, d), out.data(), false, partials, scratch);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("double E-step: the float screen with exact re-checks gives the pure double labels") {
+  // Labels from the float screen (+ double re-checks) must equal those of the pure double kernel
+  // row for row, on rows built to defeat float: (1) centres on the unit axes and rows (t, t, ...)
+  // at exactly the same double distance from c_0 and c_1 (the lowest index must win); (2) random
+  // centres and rows within 2^-52 .. 2^-12 (relative) of the bisector of c_0 and c_1, where float
+  // rounding often orders the two centres wrongly; plus unremarkable rows. At scales 1e-25, 1 and
+  // 1e25 (the float copy is scaled by a power of two).
+  const index_t d = 6, k = 5;
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  std::normal_distribution<double> normal;
+  for (const bool axes : {true, false}) {
+    for (const double scale : {1e-25, 1.0, 1e25}) {
+      CAPTURE(axes);
+      CAPTURE(scale);
+      std::vector<double> centres(static_cast<std::size_t>(k * d), 0.0);
+      if (axes) {
+        for (index_t j = 0; j < k - 1; ++j) centres[static_cast<std::size_t>(j * d + j)] = 1.0;
+      } else {  // c_0 and c_1 near the origin, the others farther out
+        for (index_t e = 0; e < k * d; ++e)
+          centres[static_cast<std::size_t>(e)] = normal(rng) + (e >= 2 * d ? 4.0 : 0.0);
+      }
+      std::vector<double> x;
+      index_t hard = 0;
+      for (int i = 0; i < 3000; ++i) {
+        std::vector<double> row(static_cast<std::size_t>(d));
+        for (auto& v : row) v = uniform(rng);
+        if (i % 3 != 2 && axes) {  // exact tie between c_0 and c_1, both nearer than the others
+          for (auto& v : row) v *= 0.1;
+          row[0] = row[1] = 0.75 + 0.25 * uniform(rng);
+          ++hard;
+        } else if (i % 3 != 2) {  // near the bisector: x = p - ((p - m).u) u + eps u, p near m
+          for (index_t a = 0; a < d; ++a)
+            row[static_cast<std::size_t>(a)] =
+                0.5 * (centres[static_cast<std::size_t>(a)] + centres[static_cast<std::size_t>(d + a)]) +
+                0.3 * uniform(rng);
+          double norm = 0.0, along = 0.0;
+          for (index_t a = 0; a < d; ++a)
+            norm += std::pow(centres[static_cast<std::size_t>(d + a)] - centres[static_cast<std::size_t>(a)], 2);
+          for (index_t a = 0; a < d; ++a) {
+            const double u =
+                (centres[static_cast<std::size_t>(d + a)] - centres[static_cast<std::size_t>(a)]) / std::sqrt(norm);
+            along += (row[static_cast<std::size_t>(a)] -
+                      0.5 * (centres[static_cast<std::size_t>(a)] + centres[static_cast<std::size_t>(d + a)])) *
+                     u;
+          }
+          const double eps = std::ldexp(uniform(rng), -12 - (i % 41));
+          for (index_t a = 0; a < d; ++a) {
+            const double u =
+                (centres[static_cast<std::size_t>(d + a)] - centres[static_cast<std::size_t>(a)]) / std::sqrt(norm);
+            row[static_cast<std::size_t>(a)] += (eps - along) * u;
+          }
+          ++hard;
+        }
+        for (auto& v : row) x.push_back(v * scale);
+      }
+      for (auto& c : centres) c *= scale;
+      const auto n = static_cast<index_t>(x.size()) / d;
+      estep_fixture screened(x, n, d, true, 2), plain(x, n, d, false, 1);
+      CHECK(plain.data.tiled.empty());
+      const auto a = screened.labels(centres, k);
+      const auto b = plain.labels(centres, k);
+      CHECK(a == b);
+      if (axes)
+        for (index_t i = 0; i < n; i += 3) CHECK(a[static_cast<std::size_t>(i)] == 0);  // exact ties: lowest j
+#if CELLKIT_CLUSTER_VECTOR_EXTENSIONS
+      REQUIRE(screened.data.screen);
+      CHECK(screened.partials.rechecked >= hard / 2);
+      CHECK(screened.partials.rechecked < n);
+#endif
+    }
+  }
+}
+
+TEST_CASE("cluster sums kept across Lloyd steps equal the sums of the final labels") {
+  // Many steps against unrelated centre sets move most rows many times; the compensated sums must
+  // still equal sums computed from scratch from the final labels (to a few ulps).
+  const index_t n = 4500, d = 9, k = 7;  // 3 chunks
+  const auto x = blobs(n, d, k, 1.0, 31);
+  std::vector<double> w(static_cast<std::size_t>(n));
+  std::mt19937_64 rng(5);
+  for (auto& v : w) v = std::uniform_real_distribution<double>(0.0, 3.0)(rng);
+  w[7] = 0.0;
+  for (const bool weighted : {false, true}) {
+    CAPTURE(weighted);
+    estep_fixture f(x, n, d, true, 2);
+    if (weighted) f.data.weight = w.data();
+    f.data.weighted_norms = 0.0;
+    f.partials.reset(f.data.chunks(), k, d);
+    std::vector<index_t> labels(static_cast<std::size_t>(n), -1);
+    std::vector<double> centres(static_cast<std::size_t>(k * d)), next(centres.size());
+    for (int step = 0; step < 25; ++step) {
+      for (auto& c : centres) c = std::normal_distribution<double>(0.0, 2.0)(rng);
+      ck::detail::lloyd_assign(f.data, cview(centres, k, d), labels.data(), true, f.partials, f.scratch);
+    }
+    ck::detail::lloyd_update(f.data, cview(centres, k, d), labels.data(), f.partials,
+                             matrix_view<double>(next.data(), k, d));
+    for (index_t j = 0; j < k; ++j) {
+      long double weight = 0.0L;
+      std::vector<long double> sum(static_cast<std::size_t>(d), 0.0L);
+      for (index_t i = 0; i < n; ++i) {
+        if (labels[static_cast<std::size_t>(i)] != j) continue;
+        const long double wi = weighted ? w[static_cast<std::size_t>(i)] : 1.0;
+        weight += wi;
+        for (index_t a = 0; a < d; ++a) sum[static_cast<std::size_t>(a)] += wi * x[static_cast<std::size_t>(i * d + a)];
+      }
+      REQUIRE(weight > 0.0L);
+      for (index_t a = 0; a < d; ++a) {
+        const double want = static_cast<double>(sum[static_cast<std::size_t>(a)] / weight);
+        CHECK(next[static_cast<std::size_t>(j * d + a)] == doctest::Approx(want).epsilon(1e-14).scale(1.0));
+      }
+    }
+  }
 }
 
 TEST_CASE("float k-means, progress callback and stop reasons") {

@@ -37,16 +37,27 @@
 /// ## Determinism (thread-count independent)
 ///
 /// GEMM results depend on the BLAS thread count, so the E-step does not use the library GEMM: rows
-/// are cut into fixed chunks of 2048 (each computed by one thread) and blocks of 256 rows, whose
-/// distances come from a dedicated kernel (`detail::nearest_centres`: vectorised across rows, each
-/// distance one fixed-order FMA chain); per-chunk partial sums are merged in chunk order. Labels,
-/// centres, inertia and iteration counts are bit-identical for serial{} and openmp{n}, every n.
+/// are cut into fixed chunks of 2048 (each computed by one thread) and blocks of 64 rows, whose
+/// distances come from a dedicated kernel (`detail::nearest_centres_tile`: vectorised across rows,
+/// each distance one fixed-order FMA chain); per-chunk partial sums are merged in chunk order.
+/// Labels, centres, inertia and iteration counts are bit-identical for serial{} and openmp{n},
+/// every n.
+///
+/// Double x: the distances are computed in float on a copy of x scaled by a power of two, and a
+/// row's label is accepted only when its two best float distances are farther apart than a
+/// rigorous bound on the float and double rounding errors; the other rows (near ties, a few per
+/// 100 000) are re-done in double. The labels are exactly those of the all-double computation.
+///
+/// M-step: the per-chunk cluster sums are kept from one step to the next (compensated sums) and
+/// only rows whose label changed move between them; a chunk where more than half the labels
+/// changed is re-summed. Centres agree with freshly summed ones to rounding (tested to 1e-14).
 ///
 /// ## Cost
 ///
-/// Per Lloyd iteration: 2 N k d flops (GEMM) + N k compares + N d adds. k-means++: (2 +
-/// log k) k N d flops. Memory: a centred copy of X and the same rows tiled for the E-step (2 N d values of T), N
-/// labels, 2 k d centres, (N / 2048) k d doubles of partial sums, per thread a 256 x k block. Synchronous.
+/// Per Lloyd iteration: 2 N k d flops (in float for both types, plus 2 k d per re-checked row) +
+/// N k compares + 14 d flops per changed label (7 d per row of a re-summed chunk). k-means++: (2 +
+/// log k) k N d flops. Memory: a centred copy of X (N d values of T) and a float tiled copy (N d
+/// floats), N labels, 2 k d centres, (N / 1024) k d doubles of partial sums. Synchronous.
 ///
 /// ## Errors
 ///
@@ -99,7 +110,7 @@ struct kmeans_progress {
   int iteration = 0;           ///< 1-based iteration within the restart
   index_t labels_changed = 0;  ///< labels that changed in this iteration's E-step (N in the first)
   double centre_shift = 0;     ///< sum_j ||c_j^new - c_j^old||^2 of this iteration's M-step
-  double inertia = 0;          ///< inertia of this E-step's labels against the old centres (GEMM form, approximate)
+  double inertia = 0;  ///< inertia of this E-step's labels against the old centres (from the cluster sums; approximate)
 };
 
 template <class T>
@@ -230,7 +241,7 @@ kmeans_result<T> kmeans_host(int threads, matrix_view<const T> x, const kmeans_p
   mean_variance /= static_cast<double>(d);
   const double tol_scaled = params.tol == 0.0 ? 0.0 : params.tol * mean_variance;
   data.x = matrix_view<const T>(centred.data(), n, d);
-  data.tiled = tile_rows_for_nearest_centres(data.x);
+  prepare_e_step(data);
 
   const int restarts = params.init == kmeans_init::given ? 1 : params.n_init;
   std::vector<host_buffer<T>> scratch;
@@ -262,13 +273,15 @@ kmeans_result<T> kmeans_host(int threads, matrix_view<const T> x, const kmeans_p
         break;
     }
     std::fill(labels.begin(), labels.end(), index_t(-1));
+    partials.reset(chunks, k, d);
     bool strict = false;
     stop_reason reason = stop_reason::max_iterations;
     double shift = 0.0;
     int iteration = 0;
     for (iteration = 1; iteration <= params.max_iter; ++iteration) {
       const auto step = lloyd_assign(data, matrix_view<const T>(current), labels.data(), true, partials, scratch);
-      shift = lloyd_update(data, matrix_view<const T>(current), labels.data(), partials, next);
+      const auto updated = lloyd_update(data, matrix_view<const T>(current), labels.data(), partials, next);
+      shift = updated.shift;
       std::swap(current, next);
       if (step.changed == 0) {
         strict = true;
@@ -280,7 +293,7 @@ kmeans_result<T> kmeans_host(int threads, matrix_view<const T> x, const kmeans_p
         break;
       }
       if (params.progress) {
-        const kmeans_progress info{restart, iteration, step.changed, shift, step.inertia_estimate};
+        const kmeans_progress info{restart, iteration, step.changed, shift, updated.inertia_estimate};
         if (!params.progress(info)) {
           reason = stop_reason::stopped_by_callback;
           stop_all = true;
