@@ -49,7 +49,8 @@ TEST_CASE_TEMPLATE("activations match PyTorch (values and autograd gradients)", 
     CAPTURE(kind);
     auto x = c.matrix("x");
     auto dy = c.matrix("dy");
-    const auto [rows, cols] = c.shape("x");
+    const index_t rows = c.shape("x").first;  // not a structured binding: clang 14 cannot capture those
+    const index_t cols = c.shape("x").second;
     std::vector<double> y(x.size()), dx(x.size());
     for_activation(kind, c.params[1], [&](auto act) {
       nn::activation_forward(policy, act, matrix_view<const double>(x.data(), rows, cols),
