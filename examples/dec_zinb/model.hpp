@@ -247,7 +247,7 @@ class model {
   /// Work buffers for mini-batches of up to `rows` cells.
   struct workspace {
     stack_cache<T> noisy, clean, dec;
-    host_buffer<T> x, noisy_x, counts, size_factors, pre[3], act[3], grad[3], d_hidden, q, d_z, d_z0;
+    host_buffer<T> x, noisy_x, counts, size_factors, pre[3], act[3], grad[3], d_hidden, p, d_z, d_z0;
     index_t rows;
     workspace(const model& m, index_t max_rows)
         : noisy(m.encoder_, max_rows),
@@ -258,7 +258,7 @@ class model {
           counts(max_rows * m.genes_),
           size_factors(max_rows),
           d_hidden(max_rows * m.decoder_.back().out),
-          q(max_rows * m.clusters_),
+          p(max_rows * m.clusters_),
           d_z(max_rows * m.latent_),
           d_z0(max_rows * m.latent_),
           rows(max_rows) {
@@ -329,13 +329,12 @@ class model {
     if (target) {
       // clustering path: noise-free encoder, Student-t assignment against the centres, KL to P
       auto z0 = stack_forward(policy, encoder_, false, matrix_view<const T>(x), ws.clean);
-      host_buffer<T> p_batch(n * clusters_, cellkit::uninitialized);
-      nn::gather_rows(policy, *target, batch, p_batch.as_matrix(n, clusters_));
+      auto p_batch = matrix_view<T>(ws.p.data(), n, clusters_);
+      nn::gather_rows(policy, *target, batch, p_batch);
       auto d_z0 = matrix_view<T>(ws.d_z0.data(), n, latent_);
-      auto r = cellkit::cluster::student_t_loss(policy, matrix_view<const T>(z0), matrix_view<const T>(centres()),
-                                                matrix_view<const T>(p_batch.as_matrix(n, clusters_)),
-                                                {.grad_z = d_z0, .grad_mu = d_centres_.as_matrix(clusters_, latent_)},
-                                                {.alpha = T(1)});
+      auto r = cellkit::cluster::student_t_loss(
+          policy, matrix_view<const T>(z0), matrix_view<const T>(centres()), matrix_view<const T>(p_batch),
+          {.grad_z = d_z0, .grad_mu = d_centres_.as_matrix(clusters_, latent_)}, {.alpha = T(1)});
       losses.kl = static_cast<double>(r.loss);
       if (gamma != 1.0) {
         const T s = static_cast<T>(gamma);
@@ -428,13 +427,8 @@ struct train_result {
 
 namespace detail {
 
-inline std::vector<index_t> argmax_rows(matrix_view<const float> q) {
-  std::vector<index_t> out(static_cast<std::size_t>(q.rows()));
-  for (index_t i = 0; i < q.rows(); ++i)
-    out[i] = std::max_element(q.row_data(i), q.row_data(i) + q.cols()) - q.row_data(i);
-  return out;
-}
-inline std::vector<index_t> argmax_rows(matrix_view<const double> q) {
+template <class T>
+std::vector<index_t> argmax_rows(matrix_view<const T> q) {
   std::vector<index_t> out(static_cast<std::size_t>(q.rows()));
   for (index_t i = 0; i < q.rows(); ++i)
     out[i] = std::max_element(q.row_data(i), q.row_data(i) + q.cols()) - q.row_data(i);
@@ -567,7 +561,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
     m.embed(policy, data, ws, latent);
     cellkit::cluster::student_t_assign(policy, matrix_view<const T>(latent), matrix_view<const T>(m.centres()), q,
                                        T(1));
-    return detail::argmax_rows(matrix_view<const T>(q));
+    return detail::argmax_rows<T>(matrix_view<const T>(q));
   };
   {
     nn::adadelta<T> opt({.lr = static_cast<T>(cfg.finetune_lr), .rho = static_cast<T>(cfg.finetune_rho)});

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
-/// Internal helpers of the nn blocks: argument aliases, an element-wise loop over a (strided)
-/// matrix on any policy, and finiteness checks.
+/// Internal helpers of the nn blocks: argument aliases and an element-wise loop over a (strided)
+/// matrix on any policy.
 
 #include <cellkit/core/config.hpp>
 #include <cellkit/core/error.hpp>
@@ -10,9 +10,7 @@
 #include <cellkit/execution/for_each.hpp>
 #include <cellkit/execution/policy.hpp>
 
-#include <cmath>
 #include <optional>
-#include <string>
 #include <type_traits>
 
 namespace cellkit::nn {
@@ -62,22 +60,6 @@ void for_each_element(const Policy& policy, index_t rows, index_t cols, const F&
     }
   } else {
     for_each_index(policy, rows * cols, element_index_adapter<F>{cols, f});
-  }
-}
-
-/// Throws `invalid_argument` naming `fn`, `name` and the first non-finite element of a host matrix.
-template <class T>
-void check_finite(const char* fn, const char* name, matrix_view<const T> m) {
-  for (index_t r = 0; r < m.rows(); ++r) {
-    const T* row = m.row_data(r);
-    for (index_t c = 0; c < m.cols(); ++c) {
-      if (!std::isfinite(row[c])) {
-        cellkit::detail::throw_invalid_argument(fn, name,
-                                                "element (" + std::to_string(r) + ", " + std::to_string(c) + ") is " +
-                                                    std::to_string(static_cast<double>(row[c])) +
-                                                    "; every element must be finite");
-      }
-    }
   }
 }
 
