@@ -236,64 +236,49 @@ void check_adam(const char* fn, const adam_params<T>& o) {
 
 }  // namespace detail
 
-/// Adam (Kingma and Ba 2015) with L2 weight decay added to the gradient, optionally AMSGrad.
-template <class T>
-class adam {
+/// Adam (Kingma and Ba 2015), optionally AMSGrad. `Decoupled = false` adds the L2 weight decay to
+/// the gradient (`adam`); `true` shrinks the parameters directly (`adamw`, Loshchilov and Hutter
+/// 2019, default weight decay 0.01 as PyTorch).
+template <class T, bool Decoupled>
+class basic_adam {
  public:
-  explicit adam(adam_params<T> params = {}) : params_(params) { detail::check_adam("adam", params_); }
-
-  template <class Policy>
-  void step(const Policy& policy, const parameter_list<T>& params) {
-    static_assert(is_host_policy_v<Policy>, "cellkit::nn optimizers run on host policies");
-    state_.bind(params, params_.amsgrad ? 3 : 2, "adam::step");
-    detail::adam_step(policy, params, params_, false, ++steps_, state_);
-  }
-
-  const adam_params<T>& params() const { return params_; }
-  void set_lr(T lr) {
-    params_.lr = lr;
-    detail::check_adam("adam", params_);
-  }
-  std::int64_t steps() const { return steps_; }
-
- private:
-  adam_params<T> params_;
-  detail::optimizer_state<T> state_;
-  std::int64_t steps_ = 0;
-};
-
-/// AdamW (Loshchilov and Hutter 2019): Adam with decoupled weight decay (default 0.01).
-template <class T>
-class adamw {
- public:
-  explicit adamw(adam_params<T> params = with_default_decay()) : params_(params) {
-    detail::check_adam("adamw", params_);
+  explicit basic_adam(adam_params<T> params = default_params()) : params_(params) {
+    detail::check_adam(name(), params_);
   }
 
   template <class Policy>
   void step(const Policy& policy, const parameter_list<T>& params) {
     static_assert(is_host_policy_v<Policy>, "cellkit::nn optimizers run on host policies");
-    state_.bind(params, params_.amsgrad ? 3 : 2, "adamw::step");
-    detail::adam_step(policy, params, params_, true, ++steps_, state_);
+    state_.bind(params, params_.amsgrad ? 3 : 2, Decoupled ? "adamw::step" : "adam::step");
+    detail::adam_step(policy, params, params_, Decoupled, ++steps_, state_);
   }
 
   const adam_params<T>& params() const { return params_; }
   void set_lr(T lr) {
     params_.lr = lr;
-    detail::check_adam("adamw", params_);
+    detail::check_adam(name(), params_);
   }
   std::int64_t steps() const { return steps_; }
 
  private:
-  static adam_params<T> with_default_decay() {
+  static constexpr const char* name() { return Decoupled ? "adamw" : "adam"; }
+  static adam_params<T> default_params() {
     adam_params<T> p;
-    p.weight_decay = T(0.01);
+    if (Decoupled) p.weight_decay = T(0.01);
     return p;
   }
   adam_params<T> params_;
   detail::optimizer_state<T> state_;
   std::int64_t steps_ = 0;
 };
+
+/// Adam with L2 weight decay added to the gradient.
+template <class T>
+using adam = basic_adam<T, false>;
+
+/// AdamW: Adam with decoupled weight decay (default 0.01).
+template <class T>
+using adamw = basic_adam<T, true>;
 
 /// Adadelta (Zeiler 2012), as scDeepCluster fine-tunes with (lr 1, rho 0.95).
 template <class T>
