@@ -23,6 +23,7 @@
 // Files are written to temporaries and renamed at the end: an error leaves nothing half-written.
 // Any error prints one line "cluster_cells: <file or step>: <problem>" and exits with status 1.
 
+#include "../common/cli.hpp"
 #include "figure.hpp"
 #include "pipeline.hpp"
 
@@ -45,6 +46,8 @@
 
 namespace {
 
+using examples::pending_file;
+
 using cellkit::index_t;
 
 struct options {
@@ -64,14 +67,9 @@ struct options {
 }
 
 long long parse_integer(const std::string& flag, const std::string& text) {
-  try {
-    std::size_t used = 0;
-    const long long v = std::stoll(text, &used);
-    if (used != text.size() || v < 0) throw std::invalid_argument(text);
-    return v;
-  } catch (const std::exception&) {
-    usage_error(flag + " expects a non-negative integer, got '" + text + "'");
-  }
+  const auto v = examples::parse_non_negative_integer(text);
+  if (!v) usage_error(flag + " expects a non-negative integer, got '" + text + "'");
+  return *v;
 }
 
 options parse(int argc, char** argv) {
@@ -119,32 +117,6 @@ options parse(int argc, char** argv) {
   if (o.settings.threads < 1) usage_error("--threads must be >= 1");
   return o;
 }
-
-// A file written under a temporary name and renamed into place by commit().
-class pending_file {
- public:
-  explicit pending_file(std::filesystem::path path) : path_(std::move(path)), temp_(path_.string() + ".partial") {
-    out_.open(temp_);
-    if (!out_) throw std::runtime_error(temp_.string() + ": cannot open for writing");
-  }
-  std::ofstream& stream() { return out_; }
-  void commit() {
-    out_.close();
-    if (!out_) throw std::runtime_error(temp_.string() + ": write failed");
-    std::filesystem::rename(temp_, path_);
-  }
-  ~pending_file() {
-    if (out_.is_open()) {
-      out_.close();
-      std::error_code ignored;
-      std::filesystem::remove(temp_, ignored);
-    }
-  }
-
- private:
-  std::filesystem::path path_, temp_;
-  std::ofstream out_;
-};
 
 double mean_of(const std::vector<double>& v) {
   double s = 0;

@@ -11,6 +11,7 @@
 // predicted label, k-means initial label, true label when known), each written atomically. Exit
 // status 1 on bad input or divergence (the checkpoint then holds the last good epoch), 2 on usage.
 
+#include "../common/cli.hpp"
 #include "data.hpp"
 #include "model.hpp"
 
@@ -27,6 +28,8 @@
 #include <vector>
 
 namespace {
+
+using examples::pending_file;
 
 using cellkit::index_t;
 
@@ -50,25 +53,15 @@ struct options {
 }
 
 long long parse_integer(const std::string& flag, const std::string& text) {
-  try {
-    std::size_t used = 0;
-    const long long v = std::stoll(text, &used);
-    if (used != text.size() || v < 0) throw std::invalid_argument(text);
-    return v;
-  } catch (const std::exception&) {
-    usage_error(flag + " expects a non-negative integer, got '" + text + "'");
-  }
+  const auto v = examples::parse_non_negative_integer(text);
+  if (!v) usage_error(flag + " expects a non-negative integer, got '" + text + "'");
+  return *v;
 }
 
 double parse_real(const std::string& flag, const std::string& text) {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used != text.size() || !(v >= 0)) throw std::invalid_argument(text);
-    return v;
-  } catch (const std::exception&) {
-    usage_error(flag + " expects a non-negative number, got '" + text + "'");
-  }
+  const auto v = examples::parse_non_negative_real(text);
+  if (!v) usage_error(flag + " expects a non-negative number, got '" + text + "'");
+  return *v;
 }
 
 options parse(int argc, char** argv) {
@@ -116,32 +109,6 @@ options parse(int argc, char** argv) {
   if (o.hvg < 1) usage_error("--hvg must be >= 1");
   return o;
 }
-
-// A file written under a temporary name and renamed into place by commit().
-class pending_file {
- public:
-  explicit pending_file(std::filesystem::path path) : path_(std::move(path)), temp_(path_.string() + ".partial") {
-    out_.open(temp_);
-    if (!out_) throw std::runtime_error(temp_.string() + ": cannot open for writing");
-  }
-  std::ofstream& stream() { return out_; }
-  void commit() {
-    out_.close();
-    if (!out_) throw std::runtime_error(temp_.string() + ": write failed");
-    std::filesystem::rename(temp_, path_);
-  }
-  ~pending_file() {
-    if (out_.is_open()) {
-      out_.close();
-      std::error_code ignored;
-      std::filesystem::remove(temp_, ignored);
-    }
-  }
-
- private:
-  std::filesystem::path path_, temp_;
-  std::ofstream out_;
-};
 
 void write_matrix(const std::filesystem::path& path, const std::vector<index_t>& cells, const float* values,
                   index_t cols, const char* prefix) {
