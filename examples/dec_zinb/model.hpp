@@ -12,6 +12,11 @@
 // Every layer's forward and backward is called explicitly (cellkit::nn has no tape). The training
 // loop is `train(...)`; main.cpp only reads data and writes results, and the tests train it briefly.
 
+#include "../common/counts.hpp"
+#include "../common/layers.hpp"
+#include "../common/training.hpp"
+#include "../common/zinb_heads.hpp"
+
 #include <cellkit/cluster/kmeans.hpp>
 #include <cellkit/cluster/soft_assignment.hpp>
 #include <cellkit/core/buffer.hpp>
@@ -49,144 +54,14 @@ using cellkit::matrix_view;
 using cellkit::vector_view;
 namespace nn = cellkit::nn;
 
-// ---- data ------------------------------------------------------------------------------------
-
-/// What the model trains on: features (log-normalised, scaled highly variable genes), the raw
-/// counts of the same genes and the cells' size factors.
+/// What the model trains on (examples/common/counts.hpp): features, raw counts, size factors.
 template <class T>
-struct training_data {
-  index_t cells = 0;
-  index_t genes = 0;
-  host_buffer<T> features;      // cells x genes
-  host_buffer<T> counts;        // cells x genes, raw counts
-  std::vector<T> size_factors;  // cells
-  std::vector<index_t> labels;  // cells, or empty when unknown
-};
-
-/// Checks the data before any training: shapes agree, counts are non-negative and finite, every
-/// cell has a positive size factor, there are at least as many cells as clusters.
-template <class T>
-void check_training_data(const training_data<T>& d, index_t clusters) {
-  constexpr const char* fn = "dec_zinb::train";
-  CELLKIT_EXPECTS(d.cells > 0 && d.genes > 0, fn, "data", "needs at least one cell and one gene");
-  cellkit::expect_shapes(d.features.size() == d.cells * d.genes, fn, "features",
-                         {d.features.size() / std::max<index_t>(d.genes, 1), d.genes}, "counts", {d.cells, d.genes},
-                         "features and counts must cover the same cells and genes");
-  cellkit::expect_shapes(d.counts.size() == d.cells * d.genes, fn, "counts",
-                         {d.counts.size() / std::max<index_t>(d.genes, 1), d.genes}, "features", {d.cells, d.genes},
-                         "features and counts must cover the same cells and genes");
-  cellkit::expect_shapes(static_cast<index_t>(d.size_factors.size()) == d.cells, fn, "size_factors",
-                         {static_cast<index_t>(d.size_factors.size()), 1}, "counts", {d.cells, d.genes},
-                         "one size factor per cell");
-  if (!d.labels.empty()) {
-    cellkit::expect_shapes(static_cast<index_t>(d.labels.size()) == d.cells, fn, "labels",
-                           {static_cast<index_t>(d.labels.size()), 1}, "counts", {d.cells, d.genes},
-                           "one label per cell");
-  }
-  for (index_t i = 0; i < d.cells; ++i) {
-    CELLKIT_EXPECTS(std::isfinite(d.size_factors[i]) && d.size_factors[i] > T(0), fn, "size_factors",
-                    "cell " + std::to_string(i) + " has size factor " + std::to_string(d.size_factors[i]) +
-                        " (a cell without counts: filter zero-count cells first)");
-  }
-  for (index_t k = 0; k < d.cells * d.genes; ++k) {
-    if (!(d.counts[k] >= T(0)) || !std::isfinite(d.counts[k])) {
-      cellkit::detail::throw_invalid_argument(fn, "counts",
-                                              "cell " + std::to_string(k / d.genes) + ", gene " +
-                                                  std::to_string(k % d.genes) + " is " + std::to_string(d.counts[k]) +
-                                                  "; counts must be finite and >= 0");
-    }
-    if (!std::isfinite(d.features[k])) {
-      cellkit::detail::throw_invalid_argument(
-          fn, "features",
-          "cell " + std::to_string(k / d.genes) + ", gene " + std::to_string(k % d.genes) + " is not finite");
-    }
-  }
-  CELLKIT_EXPECTS(
-      clusters >= 1 && clusters <= d.cells, fn, "clusters",
-      std::to_string(clusters) + " clusters for " + std::to_string(d.cells) + " cells: need 1 <= clusters <= cells");
-}
-
-// ---- layers ----------------------------------------------------------------------------------
-
-/// One dense layer's parameters and their gradients.
-template <class T>
-struct dense_layer {
-  index_t in = 0, out = 0;
-  host_buffer<T> w, b, dw, db;
-
-  dense_layer(index_t fan_in, index_t fan_out)
-      : in(fan_in), out(fan_out), w(fan_in * fan_out), b(fan_out), dw(fan_in * fan_out), db(fan_out) {}
-
-  matrix_view<T> weight() { return w.as_matrix(in, out); }
-  matrix_view<const T> weight() const { return matrix_view<const T>(w.data(), in, out); }
-  vector_view<const T> bias() const { return vector_view<const T>(b.data(), out); }
-
-  void add_to(nn::parameter_list<T>& params, const std::string& name) {
-    params.add(name + ".weight", w.as_matrix(in, out), dw.as_matrix(in, out));
-    params.add(name + ".bias", b.view(), db.view());
-  }
-};
-
-/// Activations of one pass through a stack of layers (kept for its backward pass).
-template <class T>
-struct stack_cache {
-  std::vector<host_buffer<T>> pre, post, grad;
-
-  stack_cache(const std::vector<dense_layer<T>>& layers, index_t max_rows) {
-    for (const auto& l : layers) {
-      pre.emplace_back(max_rows * l.out);
-      post.emplace_back(max_rows * l.out);
-      grad.emplace_back(max_rows * l.out);
-    }
-  }
-  static matrix_view<T> rows(host_buffer<T>& b, index_t n, index_t cols) { return matrix_view<T>(b.data(), n, cols); }
-};
-
-/// Dense layers with ReLU between them (and after the last one when `activate_last`).
-template <class T, class Policy>
-matrix_view<T> stack_forward(const Policy& policy, const std::vector<dense_layer<T>>& layers, bool activate_last,
-                             std::type_identity_t<matrix_view<const T>> x, stack_cache<T>& cache) {
-  const index_t n = x.rows();
-  matrix_view<const T> in = x;
-  matrix_view<T> out;
-  for (std::size_t l = 0; l < layers.size(); ++l) {
-    auto pre = stack_cache<T>::rows(cache.pre[l], n, layers[l].out);
-    nn::dense_forward(policy, in, layers[l].weight(), layers[l].bias(), pre);
-    out = pre;
-    if (l + 1 < layers.size() || activate_last) {
-      out = stack_cache<T>::rows(cache.post[l], n, layers[l].out);
-      nn::activation_forward(policy, nn::relu{}, pre, out);
-    }
-    in = out;
-  }
-  return out;
-}
-
-/// Backward of `stack_forward`: d_out (overwritten: it becomes the last layer's pre-activation
-/// gradient) -> parameter gradients (overwritten, or added with `accumulate`) and, if requested, dx.
-template <class T, class Policy>
-void stack_backward(const Policy& policy, std::vector<dense_layer<T>>& layers, bool activate_last,
-                    std::type_identity_t<matrix_view<const T>> x, stack_cache<T>& cache,
-                    std::type_identity_t<matrix_view<T>> d_out, std::type_identity_t<std::optional<matrix_view<T>>> dx,
-                    bool accumulate) {
-  const index_t n = x.rows();
-  matrix_view<T> d = d_out;
-  for (std::size_t l = layers.size(); l-- > 0;) {
-    auto& layer = layers[l];
-    if (l + 1 < layers.size() || activate_last) {
-      auto pre = stack_cache<T>::rows(cache.pre[l], n, layer.out);
-      auto post = stack_cache<T>::rows(cache.post[l], n, layer.out);
-      nn::activation_backward(policy, nn::relu{}, pre, post, d, d);
-    }
-    matrix_view<const T> input =
-        l == 0 ? x : matrix_view<const T>(stack_cache<T>::rows(cache.post[l - 1], n, layers[l - 1].out));
-    std::optional<matrix_view<T>> d_in = dx;
-    if (l > 0) d_in = stack_cache<T>::rows(cache.grad[l - 1], n, layers[l - 1].out);
-    nn::dense_backward(policy, input, layer.weight(), d, d_in, layer.dw.as_matrix(layer.in, layer.out), layer.db.view(),
-                       {.accumulate = accumulate});
-    if (l > 0) d = *d_in;
-  }
-}
+using training_data = examples::count_data<T>;
+using examples::dense_layer;
+using examples::stack_backward;
+using examples::stack_cache;
+using examples::stack_forward;
+using examples::training_diverged;
 
 // ---- the model -------------------------------------------------------------------------------
 
@@ -204,33 +79,18 @@ class model {
         latent_(arch.latent),
         centres_(clusters * arch.latent),
         d_centres_(clusters * arch.latent) {
-    index_t width = genes;
-    for (index_t h : arch.hidden) {
-      encoder_.emplace_back(width, h);
-      width = h;
-    }
-    encoder_.emplace_back(width, arch.latent);
-    width = arch.latent;
-    for (auto it = arch.hidden.rbegin(); it != arch.hidden.rend(); ++it) {
-      decoder_.emplace_back(width, *it);
-      width = *it;
-    }
-    for (int h = 0; h < 3; ++h) heads_.emplace_back(width, genes);
-    // Glorot-uniform weights and zero biases, one Philox stream per layer.
+    std::vector<index_t> widths = arch.hidden;
+    widths.push_back(arch.latent);
+    encoder_ = examples::make_stack<T>(genes, widths);
+    decoder_ = examples::make_stack<T>(arch.latent, std::vector<index_t>(arch.hidden.rbegin(), arch.hidden.rend()));
+    const index_t width = decoder_.empty() ? arch.latent : decoder_.back().out;
+    heads_.emplace(width, genes);
     std::uint32_t stream = 0;
-    for (auto* group : {&encoder_, &decoder_, &heads_}) {
-      for (auto& l : *group) {
-        nn::init_weights(cellkit::serial{}, l.weight(),
-                         {.scheme = nn::weight_init::glorot_uniform, .key = {seed, stream++}});
-      }
-    }
-    int e = 0;
-    for (auto& l : encoder_) l.add_to(network_, "encoder." + std::to_string(e++));
-    int d = 0;
-    for (auto& l : decoder_) l.add_to(network_, "decoder." + std::to_string(d++));
-    heads_[0].add_to(network_, "head.mean");
-    heads_[1].add_to(network_, "head.dispersion");
-    heads_[2].add_to(network_, "head.dropout");
+    for (auto* group : {&encoder_, &decoder_}) stream = examples::init_stack(*group, seed, stream);
+    heads_->init(seed, stream);
+    examples::add_stack(encoder_, network_, "encoder");
+    examples::add_stack(decoder_, network_, "decoder");
+    heads_->add_to(network_, "head");
     with_centres_.append(network_);
     with_centres_.add("centres", centres_.as_matrix(clusters, latent_), d_centres_.as_matrix(clusters, latent_));
   }
@@ -247,27 +107,23 @@ class model {
   /// Work buffers for mini-batches of up to `rows` cells.
   struct workspace {
     stack_cache<T> noisy, clean, dec;
-    host_buffer<T> x, noisy_x, counts, size_factors, pre[3], act[3], grad[3], d_hidden, p, d_z, d_z0;
+    typename examples::zinb_heads<T>::workspace heads;
+    host_buffer<T> x, noisy_x, counts, size_factors, d_hidden, p, d_z, d_z0;
     index_t rows;
     workspace(const model& m, index_t max_rows)
         : noisy(m.encoder_, max_rows),
           clean(m.encoder_, max_rows),
           dec(m.decoder_, max_rows),
+          heads(*m.heads_, max_rows),
           x(max_rows * m.genes_),
           noisy_x(max_rows * m.genes_),
           counts(max_rows * m.genes_),
           size_factors(max_rows),
-          d_hidden(max_rows * m.decoder_.back().out),
+          d_hidden(max_rows * m.heads_->hidden()),
           p(max_rows * m.clusters_),
           d_z(max_rows * m.latent_),
           d_z0(max_rows * m.latent_),
-          rows(max_rows) {
-      for (int h = 0; h < 3; ++h) {
-        pre[h] = host_buffer<T>(max_rows * m.genes_);
-        act[h] = host_buffer<T>(max_rows * m.genes_);
-        grad[h] = host_buffer<T>(max_rows * m.genes_);
-      }
-    }
+          rows(max_rows) {}
   };
 
   /// Losses of one mini-batch step.
@@ -297,31 +153,10 @@ class model {
     nn::gaussian_noise(policy, matrix_view<const T>(x), xn, {.sigma = noise_sd, .key = noise});
     auto z = stack_forward(policy, encoder_, false, matrix_view<const T>(xn), ws.noisy);
     auto h = stack_forward(policy, decoder_, true, matrix_view<const T>(z), ws.dec);
-    matrix_view<T> pre[3], act[3], grad[3];
-    for (int k = 0; k < 3; ++k) {
-      pre[k] = matrix_view<T>(ws.pre[k].data(), n, g);
-      act[k] = matrix_view<T>(ws.act[k].data(), n, g);
-      grad[k] = matrix_view<T>(ws.grad[k].data(), n, g);
-      nn::dense_forward(policy, matrix_view<const T>(h), heads_[k].weight(), heads_[k].bias(), pre[k]);
-    }
-    nn::activation_forward(policy, nn::mean_activation{}, pre[0], act[0]);
-    nn::activation_forward(policy, nn::dispersion_activation{}, pre[1], act[1]);
-    nn::activation_forward(policy, nn::sigmoid{}, pre[2], act[2]);
-    namespace lk = cellkit::likelihood;
-    step_losses losses;
-    losses.zinb = static_cast<double>(
-        lk::zinb_nll(policy, matrix_view<const T>(counts), matrix_view<const T>(act[0]), matrix_view<const T>(act[1]),
-                     matrix_view<const T>(act[2]), {.d_mu = grad[0], .d_theta = grad[1], .d_pi = grad[2]},
-                     {.reduce = lk::reduction::mean, .size_factors = vector_view<const T>(ws.size_factors.data(), n)}));
-    nn::activation_backward(policy, nn::mean_activation{}, pre[0], act[0], grad[0], grad[0]);
-    nn::activation_backward(policy, nn::dispersion_activation{}, pre[1], act[1], grad[1], grad[1]);
-    nn::activation_backward(policy, nn::sigmoid{}, pre[2], act[2], grad[2], grad[2]);
     auto d_h = matrix_view<T>(ws.d_hidden.data(), n, h.cols());
-    for (int k = 0; k < 3; ++k) {
-      nn::dense_backward(policy, matrix_view<const T>(h), heads_[k].weight(), grad[k], d_h,
-                         heads_[k].dw.as_matrix(heads_[k].in, heads_[k].out), heads_[k].db.view(),
-                         {.accumulate_input = k > 0});
-    }
+    step_losses losses;
+    losses.zinb = heads_->loss_and_backward(policy, matrix_view<const T>(h), matrix_view<const T>(counts),
+                                            vector_view<const T>(ws.size_factors.data(), n), ws.heads, d_h);
     auto d_z = matrix_view<T>(ws.d_z.data(), n, latent_);
     stack_backward(policy, decoder_, true, matrix_view<const T>(z), ws.dec, d_h, d_z, false);
     stack_backward(policy, encoder_, false, matrix_view<const T>(xn), ws.noisy, d_z, std::nullopt, false);
@@ -359,7 +194,8 @@ class model {
 
  private:
   index_t genes_, clusters_, latent_;
-  std::vector<dense_layer<T>> encoder_, decoder_, heads_;
+  std::vector<dense_layer<T>> encoder_, decoder_;
+  std::optional<examples::zinb_heads<T>> heads_;  // built once the decoder's width is known
   host_buffer<T> centres_, d_centres_;
   nn::parameter_list<T> network_, with_centres_;
 };
@@ -392,26 +228,6 @@ struct progress {
   double seconds = 0;  // since training started
 };
 
-/// Thrown when a loss or a parameter stops being finite. The model's parameters have been restored
-/// to the end of the last good epoch (and the checkpoint file, if any, still holds that epoch).
-class training_diverged : public cellkit::error {
- public:
-  training_diverged(const std::string& phase, int epoch, const std::string& quantity)
-      : cellkit::error("training diverged in " + phase + " epoch " + std::to_string(epoch) + ": " + quantity +
-                       " is not finite; parameters restored to the last good epoch"),
-        phase_(phase),
-        epoch_(epoch),
-        quantity_(quantity) {}
-  const std::string& phase() const { return phase_; }
-  int epoch() const { return epoch_; }
-  const std::string& quantity() const { return quantity_; }
-
- private:
-  std::string phase_;
-  int epoch_;
-  std::string quantity_;
-};
-
 template <class T>
 struct train_result {
   host_buffer<T> latent;  // cells x latent
@@ -425,51 +241,12 @@ struct train_result {
   std::optional<double> ari, nmi, kmeans_ari;
 };
 
-namespace detail {
-
-template <class T>
-std::vector<index_t> argmax_rows(matrix_view<const T> q) {
-  std::vector<index_t> out(static_cast<std::size_t>(q.rows()));
-  for (index_t i = 0; i < q.rows(); ++i)
-    out[i] = std::max_element(q.row_data(i), q.row_data(i) + q.cols()) - q.row_data(i);
-  return out;
-}
-
-/// Parameter values at the end of the last good epoch.
-template <class T>
-class snapshot {
- public:
-  void take(const nn::parameter_list<T>& params) {
-    values_.resize(params.size());
-    for (std::size_t e = 0; e < params.size(); ++e) {
-      values_[e].assign(params[e].value.data(), params[e].value.data() + params[e].size());
-    }
-  }
-  void restore(const nn::parameter_list<T>& params) const {
-    for (std::size_t e = 0; e < values_.size(); ++e)
-      std::copy(values_[e].begin(), values_[e].end(), params[e].value.data());
-  }
-
- private:
-  std::vector<std::vector<T>> values_;
-};
-
-template <class T>
-bool all_finite(const nn::parameter_list<T>& params) {
-  for (const auto& p : params)
-    for (index_t i = 0; i < p.size(); ++i)
-      if (!std::isfinite(p.value.data()[i])) return false;
-  return true;
-}
-
-}  // namespace detail
-
 /// Pre-trains on the ZINB loss, initialises the centres by k-means on the latent, and fine-tunes
 /// with ZINB + gamma KL(P || Q) until fewer than `tol` of the labels change between epochs.
 template <class T, class Policy>
 train_result<T> train(const Policy& policy, const training_data<T>& data, model<T>& m, const train_config& cfg,
                       const std::function<void(const progress&)>& report = {}) {
-  check_training_data(data, cfg.clusters);
+  examples::check_count_data(data, cfg.clusters, "dec_zinb::train");
   CELLKIT_EXPECTS(m.genes() == data.genes, "dec_zinb::train", "model",
                   "built for " + std::to_string(m.genes()) + " genes but the data have " + std::to_string(data.genes));
   const auto start = std::chrono::steady_clock::now();
@@ -482,7 +259,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
   typename model<T>::workspace ws(m, std::min(cfg.batch_size, n));
   nn::minibatches batches(n, {.batch_size = cfg.batch_size, .shuffle = true, .seed = cfg.seed, .stream = 1});
   std::uint64_t global_step = 0;
-  detail::snapshot<T> good;
+  examples::snapshot<T> good;
   good.take(m.all_parameters());
   auto save_good = [&] {
     good.take(m.all_parameters());
@@ -518,7 +295,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
         sum += l.zinb * static_cast<double>(rows.size());
         seen += static_cast<index_t>(rows.size());
       }
-      if (!detail::all_finite(m.network_parameters())) diverged("pretrain", epoch + 1, "a network parameter");
+      if (!examples::all_finite(m.network_parameters())) diverged("pretrain", epoch + 1, "a network parameter");
       save_good();
       result.final_zinb = sum / static_cast<double>(seen);
       result.pretrain_epochs = epoch + 1;
@@ -561,7 +338,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
     m.embed(policy, data, ws, latent);
     cellkit::cluster::student_t_assign(policy, matrix_view<const T>(latent), matrix_view<const T>(m.centres()), q,
                                        T(1));
-    return detail::argmax_rows<T>(matrix_view<const T>(q));
+    return examples::argmax_rows<T>(matrix_view<const T>(q));
   };
   {
     nn::adadelta<T> opt({.lr = static_cast<T>(cfg.finetune_lr), .rho = static_cast<T>(cfg.finetune_rho)});
@@ -594,7 +371,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
         kl += l.kl * static_cast<double>(rows.size());
         seen += static_cast<index_t>(rows.size());
       }
-      if (!detail::all_finite(m.all_parameters())) diverged("finetune", epoch + 1, "a parameter");
+      if (!examples::all_finite(m.all_parameters())) diverged("finetune", epoch + 1, "a parameter");
       save_good();
       result.finetune_epochs = epoch + 1;
       result.final_zinb = zinb / static_cast<double>(seen);
