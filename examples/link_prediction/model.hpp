@@ -13,6 +13,8 @@
 // loop is `train(...)`; main.cpp only reads or generates data and writes results, and the tests
 // train it briefly.
 
+#include "../common/layers.hpp"
+#include "../common/training.hpp"
 #include "network.hpp"
 
 #include <cellkit/core/buffer.hpp>
@@ -47,26 +49,14 @@ namespace cg = cellkit::graph;
 
 // ---- layers ----------------------------------------------------------------------------------
 
-/// One layer's parameters and their gradients: W (in x out) and b (out). Used by dense layers and,
-/// with the same layout, by GCN layers.
+/// One layer's parameters and their gradients, W (in x out) and b (out): dense layers and, with the
+/// same layout, GCN layers.
+using examples::dense_layer;
+
 template <class T>
-struct layer {
-  index_t in = 0, out = 0;
-  host_buffer<T> w, b, dw, db;
-
-  layer(index_t fan_in, index_t fan_out)
-      : in(fan_in), out(fan_out), w(fan_in * fan_out), b(fan_out), dw(fan_in * fan_out), db(fan_out) {}
-
-  matrix_view<T> weight() { return w.as_matrix(in, out); }
-  matrix_view<const T> weight() const { return matrix_view<const T>(w.data(), in, out); }
-  vector_view<const T> bias() const { return vector_view<const T>(b.data(), out); }
-  matrix_view<T> weight_grad() { return dw.as_matrix(in, out); }
-
-  void add_to(nn::parameter_list<T>& params, const std::string& name) {
-    params.add(name + ".weight", w.as_matrix(in, out), dw.as_matrix(in, out));
-    params.add(name + ".bias", b.view(), db.view());
-  }
-};
+matrix_view<T> weight_grad(dense_layer<T>& l) {
+  return l.dw.as_matrix(l.in, l.out);
+}
 
 /// Rows [0, rows) of a buffer as a rows x cols matrix.
 template <class T>
@@ -234,12 +224,12 @@ class model {
     const index_t n = genes_, hd = arch_.hidden, ad = arch_.attention, d = joint_width(), ph = arch_.predictor;
     auto p_pre = const_rows_of(ws.p_pre, b, ph), p = const_rows_of(ws.p, b, ph);
     auto d_p = rows_of(ws.d_p, b, ph);
-    nn::dense_backward(policy, p, pair2_.weight(), const_rows_of(ws.d_logit, b, 1), d_p, pair2_.weight_grad(),
+    nn::dense_backward(policy, p, pair2_.weight(), const_rows_of(ws.d_logit, b, 1), d_p, weight_grad(pair2_),
                        pair2_.db.view());
     nn::activation_backward(policy, nn::relu{}, p_pre, p, matrix_view<const T>(d_p), d_p);
     auto d_pair = rows_of(ws.d_pair, b, 2 * d);
     nn::dense_backward(policy, const_rows_of(ws.pair, b, 2 * d), pair1_.weight(), matrix_view<const T>(d_p), d_pair,
-                       pair1_.weight_grad(), pair1_.db.view());
+                       weight_grad(pair1_), pair1_.db.view());
     // scatter-add into dZ, pairs in batch order (a fixed order: the same bits for every thread count)
     std::fill(ws.d_z.begin(), ws.d_z.end(), T(0));
     for (index_t i = 0; i < b; ++i) {
@@ -265,17 +255,17 @@ class model {
                                   vector_view<const T>(ws.attention.data(), ws.attention.size()),
                                   matrix_view<const T>(d_o), d_q, d_k, d_v);
     for (auto [proj, grad] : {std::pair{&query_, d_q}, std::pair{&key_, d_k}, std::pair{&value_, d_v}}) {
-      nn::dense_backward(policy, e, proj->weight(), matrix_view<const T>(grad), d_e, proj->weight_grad(),
+      nn::dense_backward(policy, e, proj->weight(), matrix_view<const T>(grad), d_e, weight_grad(*proj),
                          proj->db.view(), {.accumulate_input = true});
     }
 
     // GCN backward: layer 2 (dH), relu, layer 1 (no input gradient: X is data)
     auto h_pre = const_rows_of(ws.h_pre, n, hd), h = const_rows_of(ws.h, n, hd);
     auto d_h = rows_of(ws.d_h, n, hd);
-    cg::gcn_backward(policy, graph, h, gcn2_.weight(), matrix_view<const T>(d_e), d_h, gcn2_.weight_grad(),
+    cg::gcn_backward(policy, graph, h, gcn2_.weight(), matrix_view<const T>(d_e), d_h, weight_grad(gcn2_),
                      gcn2_.db.view());
     nn::activation_backward(policy, nn::relu{}, h_pre, h, matrix_view<const T>(d_h), d_h);
-    cg::gcn_backward(policy, graph, x, gcn1_.weight(), matrix_view<const T>(d_h), std::nullopt, gcn1_.weight_grad(),
+    cg::gcn_backward(policy, graph, x, gcn1_.weight(), matrix_view<const T>(d_h), std::nullopt, weight_grad(gcn1_),
                      gcn1_.db.view());
     return loss;
   }
@@ -316,11 +306,11 @@ class model {
     cellkit::expect_shapes(x.rows() == genes_ && x.cols() == features_, fn, "features", x.shape(), "model",
                            {genes_, features_}, "the model was built for another number of genes or features");
   }
-  std::vector<layer<T>*> layers() { return {&gcn1_, &gcn2_, &query_, &key_, &value_, &pair1_, &pair2_}; }
+  std::vector<dense_layer<T>*> layers() { return {&gcn1_, &gcn2_, &query_, &key_, &value_, &pair1_, &pair2_}; }
 
   index_t genes_, features_;
   architecture arch_;
-  layer<T> gcn1_, gcn2_, query_, key_, value_, pair1_, pair2_;
+  dense_layer<T> gcn1_, gcn2_, query_, key_, value_, pair1_, pair2_;
   nn::parameter_list<T> params_;
 };
 
@@ -382,27 +372,9 @@ struct progress {
   double seconds = 0;  // since training started
 };
 
-/// Thrown when the loss, a validation score or a parameter stops being finite. The model's
-/// parameters have been restored to those of the best validation epoch so far.
-class training_diverged : public cellkit::error {
- public:
-  training_diverged(int epoch, const std::string& quantity)
-      : cellkit::error(message(epoch, quantity)), epoch_(epoch), quantity_(quantity) {}
-  int epoch() const { return epoch_; }
-  const std::string& quantity() const { return quantity_; }
-
- private:
-  static std::string message(int epoch, const std::string& quantity) {
-    std::string text = "training diverged in epoch ";
-    text += std::to_string(epoch);
-    text += ": ";
-    text += quantity;
-    text += " is not finite; parameters restored to the best validation epoch";
-    return text;
-  }
-  int epoch_;
-  std::string quantity_;
-};
+/// Thrown (phase "train") when the loss, a validation score or a parameter stops being finite; the
+/// parameters are restored to the end of the last good epoch first.
+using examples::training_diverged;
 
 struct train_result {
   int epochs = 0;
@@ -411,36 +383,6 @@ struct train_result {
   std::vector<double> losses;  // per epoch
   double seconds = 0;
 };
-
-namespace detail {
-
-/// Parameter values of the best epoch so far.
-template <class T>
-class snapshot {
- public:
-  void take(const nn::parameter_list<T>& params) {
-    values_.resize(params.size());
-    for (std::size_t e = 0; e < params.size(); ++e)
-      values_[e].assign(params[e].value.data(), params[e].value.data() + params[e].size());
-  }
-  void restore(const nn::parameter_list<T>& params) const {
-    for (std::size_t e = 0; e < values_.size(); ++e)
-      std::copy(values_[e].begin(), values_[e].end(), params[e].value.data());
-  }
-
- private:
-  std::vector<std::vector<T>> values_;
-};
-
-template <class T>
-bool all_finite(const nn::parameter_list<T>& params) {
-  for (const auto& p : params)
-    for (index_t i = 0; i < p.size(); ++i)
-      if (!std::isfinite(p.value.data()[i])) return false;
-  return true;
-}
-
-}  // namespace detail
 
 /// Trains on `split.train` with Adam over shuffled mini-batches of pairs (the encoder runs on the
 /// whole training graph every step), scores `split.validation` after every epoch and leaves the
@@ -465,13 +407,14 @@ train_result train(const Policy& policy, const gene_network<T>& net, const pair_
   nn::minibatches batches(split.train.size(),
                           {.batch_size = cfg.batch_size, .shuffle = true, .seed = cfg.seed, .stream = 1});
   nn::adam<T> opt({.lr = static_cast<T>(cfg.lr), .weight_decay = static_cast<T>(cfg.weight_decay)});
-  detail::snapshot<T> best;
+  examples::snapshot<T> best, last_good;
   best.take(m.parameters());
+  last_good.take(m.parameters());
   train_result result;
   result.best_validation_auroc = -1;
   auto diverged = [&](int epoch, const std::string& what) {
-    best.restore(m.parameters());
-    throw training_diverged(epoch, what);
+    last_good.restore(m.parameters());
+    throw training_diverged("train", epoch, what);
   };
   for (int epoch = 1; epoch <= cfg.epochs; ++epoch) {
     double sum = 0;
@@ -481,10 +424,11 @@ train_result train(const Policy& policy, const gene_network<T>& net, const pair_
       opt.step(policy, m.parameters());
       sum += loss * static_cast<double>(rows.size());
     }
-    if (!detail::all_finite(m.parameters())) diverged(epoch, "a parameter");
+    if (!examples::all_finite(m.parameters())) diverged(epoch, "a parameter");
     const auto scores = m.score(policy, graph, x, split.validation, ws);
     for (T s : scores)
       if (!std::isfinite(s)) diverged(epoch, "a validation score");
+    last_good.take(m.parameters());
     const double auroc = cellkit::metrics::roc_auc(policy, split.validation.labels, scores);
     if (auroc > result.best_validation_auroc) {
       result.best_validation_auroc = auroc;
