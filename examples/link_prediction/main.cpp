@@ -3,7 +3,7 @@
 //
 //   link_prediction [--edges FILE --features FILE] [--epochs N] [--hidden H] [--attention A]
 //                   [--predictor P] [--batch-size B] [--lr LR] [--negatives K] [--genes N]
-//                   [--seed S] [--threads T] [--out DIR]
+//                   [--seed S] [--threads T] [--out DIR] [--without-graph]
 //
 // FILE for --edges: one directed edge per line, source gene, target gene, optional weight. FILE for
 // --features: one gene per line, its name then its features. Without files it generates --genes
@@ -12,7 +12,8 @@
 // split per source gene 70/10/20 into train / validation / test; the GCN only sees training edges.
 // Progress goes to stderr; DIR receives test_scores.tsv (test pairs, labels, model and correlation
 // scores) and gene_importance.tsv (attention each gene receives), each written atomically. Same
-// seed and thread count: the same bits. Exit status 1 on bad input or divergence, 2 on usage.
+// seed and thread count: the same bits. --without-graph is the ablation: the GCN and the attention
+// see self-loops only (no training edges). Exit status 1 on bad input or divergence, 2 on usage.
 
 #include "../common/cli.hpp"
 #include "model.hpp"
@@ -34,6 +35,7 @@ struct options {
   std::string edges, features;
   std::string out = "link_prediction_out";
   int threads = 2;
+  bool without_graph = false;
   link_prediction::generator_params generate{};
   link_prediction::split_params split{};
   link_prediction::train_config train{};
@@ -43,7 +45,7 @@ struct options {
   std::fprintf(stderr,
                "link_prediction: %s\nusage: link_prediction [--edges FILE --features FILE] [--epochs N] [--hidden H] "
                "[--attention A] [--predictor P] [--batch-size B] [--lr LR] [--negatives K] [--genes N] [--seed S] "
-               "[--threads T] [--out DIR]\n",
+               "[--threads T] [--out DIR] [--without-graph]\n",
                message.c_str());
   std::exit(2);
 }
@@ -94,6 +96,8 @@ options parse(int argc, char** argv) {
       o.threads = static_cast<int>(parse_integer(a, value()));
     else if (a == "--out")
       o.out = value();
+    else if (a == "--without-graph")
+      o.without_graph = true;
     else if (a == "-h" || a == "--help")
       usage_error("trains a GCN + attention link predictor (see examples/link_prediction/main.cpp)");
     else
@@ -169,7 +173,10 @@ int main(int argc, char** argv) {
     }
 
     const auto split = lp::split_pairs(net, opt.split);
-    const auto graph = lp::training_graph<float>(policy, net.gene_count(), split.train);
+    // --without-graph (ablation): message passing and attention over self-loops only, so each gene
+    // sees nothing but its own features
+    const auto graph =
+        lp::training_graph<float>(policy, net.gene_count(), opt.without_graph ? lp::pair_set<float>{} : split.train);
     std::fprintf(stderr,
                  "pairs (positive/negative): train %lld/%lld, validation %lld/%lld, test %lld/%lld; training graph "
                  "%lld stored entries with self-loops\n",
@@ -200,11 +207,12 @@ int main(int argc, char** argv) {
     {
       pending_file f(dir / "test_scores.tsv");
       auto& s = f.stream();
-      s << "source\ttarget\tlabel\tprobability\tcorrelation\n";
+      s.precision(9);  // float round trip: the ranking of the file is the ranking scored
+      s << "source\ttarget\tlabel\tlogit\tprobability\tcorrelation\n";
       for (index_t i = 0; i < split.test.size(); ++i) {
         const double probability = 1 / (1 + std::exp(-static_cast<double>(logits[i])));
         s << net.genes[split.test.sources[i]] << '\t' << net.genes[split.test.targets[i]] << '\t'
-          << split.test.labels[i] << '\t' << probability << '\t' << correlation[i] << '\n';
+          << split.test.labels[i] << '\t' << logits[i] << '\t' << probability << '\t' << correlation[i] << '\n';
       }
       f.commit();
     }
