@@ -34,7 +34,10 @@ using examples::pending_file;
 struct options {
   std::string edges, features;
   std::string out = "link_prediction_out";
-  int threads = 2;
+  // One thread by default: at the default size (500 genes) each parallel region is microseconds of
+  // work; on a busy 2-core machine two threads were 10-50x slower than one (OpenMP barriers under
+  // oversubscription, docs/link_prediction.md). Results are the same bits for any count.
+  int threads = 1;
   bool without_graph = false;
   link_prediction::generator_params generate{};
   link_prediction::split_params split{};
