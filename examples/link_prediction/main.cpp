@@ -146,7 +146,6 @@ int main(int argc, char** argv) {
     namespace lp = link_prediction;
     cellkit::openmp policy{opt.threads};
     const auto dir = std::filesystem::path(opt.out);
-    std::filesystem::create_directories(dir);
     lp::gene_network<float> net;
     std::vector<bool> is_regulator;
     if (opt.edges.empty()) {
@@ -160,6 +159,7 @@ int main(int argc, char** argv) {
                    static_cast<long long>(opt.generate.modules * opt.generate.regulators_per_module),
                    static_cast<long long>(net.edge_count()), static_cast<long long>(net.feature_width),
                    static_cast<unsigned long long>(opt.generate.seed), opt.out.c_str());
+      std::filesystem::create_directories(dir);
       write_network(dir, net);
     } else {
       net = lp::read_features<float>(opt.features);
@@ -207,6 +207,7 @@ int main(int argc, char** argv) {
     const auto baseline = lp::rank(policy, split.test.labels, correlation);
     const auto importance = model.importance(policy, graph, x, ws);
 
+    std::filesystem::create_directories(dir);  // only now: bad input leaves no empty folder behind
     {
       pending_file f(dir / "test_scores.tsv");
       auto& s = f.stream();
