@@ -6,6 +6,10 @@
 // and the loss is the ZINB negative log-likelihood of the counts given size_factor * mean, theta,
 // pi, averaged over all elements. `loss_and_backward` does the forward pass, the loss and the whole
 // backward pass to dL/dh in one call, since no model needs the heads' outputs for anything else.
+// With `dropout_logits` the dropout head's output goes to the likelihood as a logit (scvi-tools'
+// form): the same loss, but pi and 1 - pi come from e^-|l|, so a saturated head (pi = 1 in float
+// with a count > 0) gives a large finite loss instead of +inf. scDeepCluster applies the sigmoid
+// first, and so does the DEC-ZINB example, to match its PyTorch peer.
 
 #include "layers.hpp"
 
@@ -25,7 +29,8 @@ namespace examples {
 template <class T>
 class zinb_heads {
  public:
-  zinb_heads(index_t hidden, index_t genes) : genes_(genes) {
+  zinb_heads(index_t hidden, index_t genes, bool dropout_logits = false)
+      : genes_(genes), dropout_logits_(dropout_logits) {
     for (int h = 0; h < 3; ++h) layers_.emplace_back(hidden, genes);
   }
 
@@ -69,19 +74,22 @@ class zinb_heads {
     }
     nn::activation_forward(policy, nn::mean_activation{}, pre[0], act[0]);
     nn::activation_forward(policy, nn::dispersion_activation{}, pre[1], act[1]);
-    nn::activation_forward(policy, nn::sigmoid{}, pre[2], act[2]);
+    if (!dropout_logits_) nn::activation_forward(policy, nn::sigmoid{}, pre[2], act[2]);
+    const matrix_view<const T> pi = dropout_logits_ ? pre[2] : act[2];
     namespace lk = cellkit::likelihood;
     const double loss = static_cast<double>(
-        lk::zinb_nll(policy, counts, matrix_view<const T>(act[0]), matrix_view<const T>(act[1]),
-                     matrix_view<const T>(act[2]), {.d_mu = grad[0], .d_theta = grad[1], .d_pi = grad[2]},
-                     {.reduce = lk::reduction::mean, .size_factors = size_factors}));
+        lk::zinb_nll(policy, counts, matrix_view<const T>(act[0]), matrix_view<const T>(act[1]), pi,
+                     {.d_mu = grad[0], .d_theta = grad[1], .d_pi = grad[2]},
+                     {.reduce = lk::reduction::mean,
+                      .size_factors = size_factors,
+                      .pi = dropout_logits_ ? lk::pi_parameter::logits : lk::pi_parameter::probability}));
     if (weight != T(1)) {
       for (int k = 0; k < 3; ++k)
         for (index_t e = 0; e < n * genes_; ++e) grad[k].data()[e] *= weight;
     }
     nn::activation_backward(policy, nn::mean_activation{}, pre[0], act[0], grad[0], grad[0]);
     nn::activation_backward(policy, nn::dispersion_activation{}, pre[1], act[1], grad[1], grad[1]);
-    nn::activation_backward(policy, nn::sigmoid{}, pre[2], act[2], grad[2], grad[2]);
+    if (!dropout_logits_) nn::activation_backward(policy, nn::sigmoid{}, pre[2], act[2], grad[2], grad[2]);
     for (int k = 0; k < 3; ++k) {
       auto& l = layers_[k];
       nn::dense_backward(policy, h, l.weight(), grad[k], d_h, l.dw.as_matrix(l.in, l.out), l.db.view(),
@@ -92,6 +100,7 @@ class zinb_heads {
 
  private:
   index_t genes_;
+  bool dropout_logits_;
   std::vector<dense_layer<T>> layers_;
 };
 
