@@ -9,10 +9,11 @@ build_packages=(
   build-essential cmake ninja-build pkg-config git
   clang clang-format libomp-dev
   libeigen3-dev libxtensor-dev libxsimd-dev libboost-graph-dev
-  doctest-dev libbenchmark-dev libopenblas-dev zlib1g-dev
+  doctest-dev libbenchmark-dev libopenblas-dev zlib1g-dev libhdf5-dev
 )
 python_packages=(
   python3 python3-numpy python3-scipy python3-sklearn python3-pot python3-torch python3-mpmath
+  python3-h5py python3-anndata
 )
 
 wanted=("${build_packages[@]}")
