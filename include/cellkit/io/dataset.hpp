@@ -3,7 +3,8 @@
 /// Whole datasets from disk (namespace `cellkit::io`): the shared dataset folders
 /// (`counts.mtx.gz`, `labels.tsv`, `genes.tsv`, `manifest.json`), 10x Genomics directories
 /// (`matrix.mtx.gz`, `barcodes.tsv.gz`, `features.tsv.gz` or v2's `genes.tsv`), a bare `.mtx[.gz]`
-/// file, and `load_dataset(path)` that recognises which one it is given. Full description: docs/io.md.
+/// file, HDF5 files (AnnData `.h5ad`, 10x `.h5`; need CELLKIT_HAVE_HDF5, see hdf5.hpp), and
+/// `load_dataset(path)` that recognises which one it is given. Full description: docs/io.md.
 ///
 ///     auto data = cellkit::io::load_dataset<float>("../shared/data/10x_pbmc_top2000");
 ///     data.counts;        // csr_matrix<float>, cells x genes
@@ -21,9 +22,11 @@
 #include <cellkit/core/csr_matrix.hpp>
 #include <cellkit/io/detail/line_reader.hpp>
 #include <cellkit/io/file_error.hpp>
+#include <cellkit/io/hdf5.hpp>
 #include <cellkit/io/labels.hpp>
 #include <cellkit/io/matrix_market.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +34,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cellkit::io {
@@ -50,6 +54,9 @@ struct dataset {
 struct dataset_params {
   /// Require non-negative integer values; default: the manifest's raw_counts, else false.
   std::optional<bool> require_counts = std::nullopt;
+  /// `.h5ad` (also a folder's counts.h5ad without labels.tsv): the obs column to take the labels
+  /// from; empty: the first of cell_type, celltype, labels, label, cluster that exists, else none.
+  std::string label_column = {};
 };
 
 namespace detail {
@@ -90,10 +97,36 @@ inline manifest_fields read_manifest(const std::string& path) {
   return fields;
 }
 
+/// Reads an AnnData file into `data` (counts, names and, when `with_labels`, the labels of
+/// `params.label_column` or of the first default label column present).
+template <class T, class Index>
+void read_h5ad_into(const std::string& path, const dataset_params& params, bool require_counts, bool with_labels,
+                    dataset<T, Index>& data) {
+  std::string column = params.label_column;
+  if (with_labels && column.empty()) {
+    const std::vector<std::string> present = h5ad_obs_columns(path);
+    for (const char* candidate : {"cell_type", "celltype", "labels", "label", "cluster"}) {
+      if (std::find(present.begin(), present.end(), candidate) != present.end()) {
+        column = candidate;
+        break;
+      }
+    }
+  }
+  std::vector<std::string> columns;
+  if (with_labels && !column.empty()) columns.push_back(column);
+  auto contents = read_h5ad<T, Index>(path, {.label_columns = columns, .require_counts = require_counts});
+  data.counts = std::move(contents.counts);
+  data.cell_names = std::move(contents.cell_names);
+  data.gene_ids = std::move(contents.gene_ids);
+  data.gene_names = std::move(contents.gene_names);
+  if (!columns.empty()) data.labels = std::move(contents.labels.at(column));
+}
+
 }  // namespace detail
 
-/// A shared-data folder: `counts.mtx[.gz]` (cells x genes) and, when present, `labels.tsv`,
-/// `genes.tsv`, `manifest.json`. Throws `file_error`.
+/// A shared-data folder: `counts.mtx[.gz]` or `counts.h5ad` (cells x genes) and, when present,
+/// `labels.tsv`, `genes.tsv`, `manifest.json`. With counts.h5ad, labels.tsv (when present) wins
+/// over the obs label column. Throws `file_error`.
 template <class T = float, class Index = std::int32_t>
 dataset<T, Index> load_dataset_folder(const std::string& folder, const dataset_params& params = {}) {
   const std::filesystem::path dir(folder);
@@ -107,10 +140,15 @@ dataset<T, Index> load_dataset_folder(const std::string& folder, const dataset_p
     if (manifest.name) data.name = *manifest.name;
     data.raw_counts = manifest.raw_counts;
   }
-  const std::string counts_path = detail::first_existing(dir, {"counts.mtx.gz", "counts.mtx"});
-  if (counts_path.empty()) throw file_error(folder, 0, "has no counts.mtx.gz or counts.mtx");
+  const std::string counts_path = detail::first_existing(dir, {"counts.mtx.gz", "counts.mtx", "counts.h5ad"});
+  if (counts_path.empty()) throw file_error(folder, 0, "has no counts.mtx.gz, counts.mtx or counts.h5ad");
   const bool counts_required = params.require_counts.value_or(data.raw_counts.value_or(false));
-  data.counts = read_matrix_market<T, Index>(counts_path, {.require_counts = counts_required});
+  const std::string labels_path = detail::first_existing(dir, {"labels.tsv", "labels.tsv.gz"});
+  if (counts_path.ends_with(".h5ad")) {
+    detail::read_h5ad_into(counts_path, params, counts_required, labels_path.empty(), data);
+  } else {
+    data.counts = read_matrix_market<T, Index>(counts_path, {.require_counts = counts_required});
+  }
   if (manifest.n_cells && *manifest.n_cells != data.counts.rows()) {
     throw file_error(manifest_path, 0,
                      "n_cells = " + std::to_string(*manifest.n_cells) + " but " + counts_path + " has " +
@@ -121,7 +159,6 @@ dataset<T, Index> load_dataset_folder(const std::string& folder, const dataset_p
                      "n_genes = " + std::to_string(*manifest.n_genes) + " but " + counts_path + " has " +
                          std::to_string(data.counts.cols()) + " columns");
   }
-  const std::string labels_path = detail::first_existing(dir, {"labels.tsv", "labels.tsv.gz"});
   if (!labels_path.empty()) data.labels = read_labels(labels_path, {.expected_count = data.counts.rows()});
   const std::string genes_path = detail::first_existing(dir, {"genes.tsv", "genes.tsv.gz"});
   if (!genes_path.empty()) data.gene_ids = read_names(genes_path, {.expected_count = data.counts.cols()});
@@ -158,26 +195,45 @@ dataset<T, Index> load_10x_directory(const std::string& folder, const dataset_pa
   return data;
 }
 
-/// Loads whatever `path` is: a shared-data folder (has counts.mtx[.gz]), a 10x directory (has
-/// matrix.mtx[.gz]), or a single .mtx[.gz] file (cells x genes). Throws `file_error`, also for a
-/// path that does not exist.
+/// Loads whatever `path` is: a shared-data folder (has counts.mtx[.gz] or counts.h5ad), a 10x
+/// directory (has matrix.mtx[.gz]), an HDF5 file (recognised by its signature: `.h5ad` by name is
+/// AnnData, anything else a 10x `.h5`), or a single .mtx[.gz] file (cells x genes). Throws
+/// `file_error`, also for a path that does not exist or an HDF5 file when cellkit was built
+/// without HDF5.
 template <class T = float, class Index = std::int32_t>
 dataset<T, Index> load_dataset(const std::string& path, const dataset_params& params = {}) {
   std::error_code ec;
   const std::filesystem::path p(path);
   if (std::filesystem::is_directory(p, ec)) {
-    if (!detail::first_existing(p, {"counts.mtx.gz", "counts.mtx"}).empty()) {
+    if (!detail::first_existing(p, {"counts.mtx.gz", "counts.mtx", "counts.h5ad"}).empty()) {
       return load_dataset_folder<T, Index>(path, params);
     }
     if (!detail::first_existing(p, {"matrix.mtx.gz", "matrix.mtx"}).empty()) {
       return load_10x_directory<T, Index>(path, params);
     }
-    throw file_error(path, 0, "is a directory without counts.mtx[.gz] (dataset folder) or matrix.mtx[.gz] (10x)");
+    throw file_error(path, 0,
+                     "is a directory without counts.mtx[.gz] or counts.h5ad (dataset folder) or matrix.mtx[.gz] (10x)");
   }
   if (!std::filesystem::exists(p, ec)) throw file_error(path, 0, "does not exist");
   dataset<T, Index> data;
   data.source = path;
   data.name = p.filename().string();
+  const std::string extension = p.extension().string();
+  if (extension == ".h5ad" || extension == ".h5" || detail::has_hdf5_signature(path)) {
+    if (extension == ".h5ad") {
+      detail::read_h5ad_into(path, params, params.require_counts.value_or(false), true, data);
+      data.raw_counts = params.require_counts;
+    } else {
+      // 10x matrices are UMI counts: integers unless the caller says otherwise (as load_10x_directory).
+      data.raw_counts = params.require_counts.value_or(true);
+      auto contents = read_10x_h5<T, Index>(path, {.require_counts = *data.raw_counts});
+      data.counts = std::move(contents.counts);
+      data.cell_names = std::move(contents.cell_names);
+      data.gene_ids = std::move(contents.gene_ids);
+      data.gene_names = std::move(contents.gene_names);
+    }
+    return data;
+  }
   data.counts = read_matrix_market<T, Index>(path, {.require_counts = params.require_counts.value_or(false)});
   data.raw_counts = params.require_counts;
   return data;
