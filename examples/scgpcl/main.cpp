@@ -164,7 +164,9 @@ int main(int argc, char** argv) {
       name = "simulated";
     } else {
       std::fprintf(stderr, "reading %s\n", opt.data.c_str());
-      auto d = cellkit::io::load_dataset<float>(opt.data, {.require_counts = true});
+      cellkit::io::dataset_params read;  // the other fields at their defaults
+      read.require_counts = true;
+      auto d = cellkit::io::load_dataset<float>(opt.data, read);
       counts = std::move(d.counts);
       if (d.labels) labels = d.labels->codes;
       name = d.name;
@@ -202,6 +204,7 @@ int main(int argc, char** argv) {
       std::printf("cells %lld  genes %lld  pretrain %d epochs  %.3f s per epoch (training steps)  %.1f s total\n",
                   static_cast<long long>(data.cells), static_cast<long long>(data.genes), r.pretrain_epochs,
                   r.pretrain_step_seconds / std::max(r.pretrain_epochs, 1), r.pretrain_seconds);
+      if (r.kmeans_ari) std::printf("k-means on the pre-trained representation: ARI %.4f\n", *r.kmeans_ari);
       std::printf("wrote %s/latent.tsv\n", opt.out.c_str());
       return 0;
     }

@@ -6,10 +6,12 @@
 //             w_ig = log1p(count_ig / s_i) (graph::bipartite_graph)
 //   views     per mini-batch two augmented views of the batch's subgraph: subgraph sampling (each
 //             view keeps a random subset of the gene nodes, graph::sample_nodes) and feature masking
-//             (each view zeroes random columns of the gene embedding, graph::mask_features)
-//   encoder   m_i = sum_g w_ig E~_g / sum_g w_ig over the cell's sampled genes (cell <- gene message
-//             passing, mean aggregation, E the learnable gene embedding) -> dense 256 -> relu ->
-//             dense 64 = h (the cell representation)
+//             (each view zeroes random columns of the gene embedding and of the cells' features,
+//             graph::mask_features)
+//   encoder   a GraphSAGE-style layer for the cells: m_i = sum_g w_ig E~_g / ||w_i||_2 over the cell's
+//             sampled genes (cell <- gene message passing, E the learnable gene embedding) and the
+//             cell's own features x~_i (scaled log expression, masked columns), relu(m W_m + x~ W_r +
+//             b) (256), then dense 64 = h (the cell representation)
 //   decoder   h -> dense 256 -> relu -> ZINB heads (examples::zinb_heads)
 //   pre-training   lambda1 InfoNCE(h, h') + lambda2 ProtoNCE(h; k-means prototypes at several
 //             granularities, recomputed every epoch after a warm-up) + (ZINB(view) + ZINB(view')) / 2;
@@ -78,11 +80,22 @@ using examples::training_diverged;
 
 // ---- the cell-gene graph and its augmented views ----------------------------------------------
 
+/// Scales a cell's edge weights to unit Euclidean norm (all zero stays zero): the message of an
+/// N(0, 1) gene embedding then has unit variance whatever the cell's number of (sampled) genes.
+template <class T>
+void unit_norm(std::span<T> weights) {
+  double sum = 0;
+  for (T w : weights) sum += static_cast<double>(w) * static_cast<double>(w);
+  if (sum <= 0) return;
+  const T scale = static_cast<T>(1.0 / std::sqrt(sum));
+  for (T& w : weights) w *= scale;
+}
+
 /// The bipartite cell-gene graph of the whole data set.
 template <class T>
 struct cell_gene_graph {
   cellkit::csr_matrix<T> expression;  // cells x genes: w_ig = log1p(count_ig / s_i) of the expressed genes
-  cg::bipartite_graph<T> full;        // mean over each cell's genes: the encoder without augmentation
+  cg::bipartite_graph<T> full;        // weights of each cell at unit norm: the encoder without augmentation
 };
 
 /// Builds the graph from the counts. Errors: a graph without edges, or a cell without any.
@@ -108,7 +121,10 @@ cell_gene_graph<T> build_graph(const Policy& policy, const training_data<T>& dat
     CELLKIT_EXPECTS(indptr[i + 1] > indptr[i], fn, "graph",
                     "cell " + std::to_string(i) + " has no expressed gene: it has no edge in the cell-gene graph");
   cellkit::csr_matrix<T> expression(data.cells, data.genes, indptr, indices, values);
-  cg::bipartite_graph<T> full(policy, expression.view(), cg::bipartite_normalization::mean);
+  for (index_t i = 0; i < data.cells; ++i)
+    unit_norm(std::span<T>(values.data() + indptr[i], static_cast<std::size_t>(indptr[i + 1] - indptr[i])));
+  cellkit::csr_matrix<T> normalised(data.cells, data.genes, indptr, indices, values);
+  cg::bipartite_graph<T> full(policy, normalised.view(), cg::bipartite_normalization::none);
   return {std::move(expression), std::move(full)};
 }
 
@@ -122,14 +138,16 @@ struct augmentation {
 /// the gene embedding.
 template <class T>
 struct graph_view {
-  std::vector<index_t> cells;    // rows of the data, in batch order
-  cg::bipartite_graph<T> graph;  // batch cells x genes, mean over each cell's sampled genes
-  cg::feature_mask_params mask;  // the gene-embedding columns this view zeroes
+  std::vector<index_t> cells;              // rows of the data, in batch order
+  cg::bipartite_graph<T> graph;            // batch cells x genes, each cell's sampled weights at unit norm
+  cg::feature_mask_params embedding_mask;  // the gene-embedding columns this view zeroes
+  cg::feature_mask_params feature_mask;    // the cell-feature columns (genes) this view zeroes
 };
 
 /// Draws a view of `cells`: the gene nodes kept with probability `aug.gene_keep` (Philox stream
-/// `stream`), the embedding columns dropped with probability `aug.feature_drop` (stream
-/// `stream + 1`). A cell whose sampled genes are all dropped gets an empty row (message 0).
+/// `stream`), the embedding columns and the cell-feature columns dropped with probability
+/// `aug.feature_drop` (streams `stream + 1`, `stream + 2`). A cell whose sampled genes are all
+/// dropped gets an empty row (message 0).
 template <class T, class Policy>
 graph_view<T> make_view(const Policy& policy, const cell_gene_graph<T>& graph, std::span<const index_t> cells,
                         const augmentation& aug, std::uint64_t seed, std::uint32_t stream) {
@@ -145,29 +163,28 @@ graph_view<T> make_view(const Policy& policy, const cell_gene_graph<T>& graph, s
     CELLKIT_EXPECTS(c >= 0 && c < expression.rows(), fn, "cells",
                     "cell " + std::to_string(c) + " is outside [0, " + std::to_string(expression.rows()) + ")");
     const std::size_t first = values.size();
-    T total = T(0);
     for (index_t p = expression.row_begin(c); p < expression.row_end(c); ++p) {
       const auto g = expression.indices()[p];
       if (kept[static_cast<std::size_t>(g)] == 0) continue;
       indices.push_back(g);
       values.push_back(expression.values()[p]);
-      total += expression.values()[p];
     }
-    for (std::size_t e = first; e < values.size(); ++e) values[e] /= total;
+    unit_norm(std::span<T>(values.data() + first, values.size() - first));
     indptr.push_back(static_cast<std::int32_t>(indices.size()));
   }
   cellkit::csr_matrix<T> sub(static_cast<index_t>(cells.size()), genes, indptr, indices, values);
   return graph_view<T>{
       std::vector<index_t>(cells.begin(), cells.end()),
       cg::bipartite_graph<T>(policy, sub.view(), cg::bipartite_normalization::none),
-      {.p = aug.feature_drop, .mode = cg::feature_mask_mode::columns, .seed = seed, .stream = stream + 1}};
+      {.p = aug.feature_drop, .mode = cg::feature_mask_mode::columns, .seed = seed, .stream = stream + 1},
+      {.p = aug.feature_drop, .mode = cg::feature_mask_mode::columns, .seed = seed, .stream = stream + 2}};
 }
 
 // ---- the model ---------------------------------------------------------------------------------
 
 struct architecture {
   index_t gene_embedding = 64;       // width of the gene embedding (the message)
-  std::vector<index_t> hidden{256};  // encoder widths after the message; the decoder mirrors them
+  std::vector<index_t> hidden{256};  // encoder widths (the first is the SAGE layer's); the decoder mirrors them
   index_t latent = 64;               // the cell representation h
 };
 
@@ -225,9 +242,13 @@ class model {
         d_embedding_(genes * arch.gene_embedding),
         centres_(clusters * arch.latent),
         d_centres_(clusters * arch.latent) {
-    std::vector<index_t> widths = arch.hidden;
+    CELLKIT_EXPECTS(!arch.hidden.empty(), "scgpcl::model", "arch.hidden", "needs the graph layer's width");
+    const index_t first = arch.hidden.front();
+    first_.emplace_back(arch.gene_embedding, first);  // message weights W_m and the bias
+    first_.emplace_back(genes, first);                // root weights W_r (the bias is W_m's)
+    std::vector<index_t> widths(arch.hidden.begin() + 1, arch.hidden.end());
     widths.push_back(arch.latent);
-    encoder_ = examples::make_stack<T>(arch.gene_embedding, widths);
+    encoder_ = examples::make_stack<T>(first, widths);
     decoder_ = examples::make_stack<T>(arch.latent, std::vector<index_t>(arch.hidden.rbegin(), arch.hidden.rend()));
     const index_t width = decoder_.empty() ? arch.latent : decoder_.back().out;
     heads_.emplace(width, genes);
@@ -237,9 +258,11 @@ class model {
                      {.scheme = nn::weight_init::glorot_normal,
                       .key = {seed, stream++},
                       .gain = std::sqrt(static_cast<double>(genes + arch.gene_embedding) / 2.0)});
-    for (auto* group : {&encoder_, &decoder_}) stream = examples::init_stack(*group, seed, stream);
+    for (auto* group : {&first_, &encoder_, &decoder_}) stream = examples::init_stack(*group, seed, stream);
     heads_->init(seed, stream);
     network_.add("gene_embedding", embedding(), d_embedding_.as_matrix(genes, embedding_width_));
+    first_[0].add_to(network_, "graph_layer.message");
+    network_.add("graph_layer.root.weight", first_[1].weight(), first_[1].dw.as_matrix(genes, first));
     examples::add_stack(encoder_, network_, "encoder");
     examples::add_stack(decoder_, network_, "decoder");
     heads_->add_to(network_, "head");
@@ -262,8 +285,8 @@ class model {
     index_t rows;
     stack_cache<T> enc, dec;  // both views stacked: 2 rows
     typename examples::zinb_heads<T>::workspace heads;
-    host_buffer<T> masked[2], d_masked, message, d_message, counts, size_factors, d_hidden, d_rep, g_instance, g_proto,
-        p;
+    host_buffer<T> masked[2], d_masked, message, d_message, features, first_pre, first_root, first_post, d_first,
+        counts, size_factors, d_hidden, d_rep, g_instance, g_proto, p;
     std::vector<std::vector<index_t>> batch_assignments;
     workspace(const model& m, index_t max_rows)
         : rows(max_rows),
@@ -274,6 +297,11 @@ class model {
           d_masked(m.genes_ * m.embedding_width_),
           message(2 * max_rows * m.embedding_width_),
           d_message(2 * max_rows * m.embedding_width_),
+          features(2 * max_rows * m.genes_),
+          first_pre(2 * max_rows * m.first_[0].out),
+          first_root(2 * max_rows * m.first_[0].out),
+          first_post(2 * max_rows * m.first_[0].out),
+          d_first(2 * max_rows * m.first_[0].out),
           counts(2 * max_rows * m.genes_),
           size_factors(2 * max_rows),
           d_hidden(2 * max_rows * m.heads_->hidden()),
@@ -316,11 +344,13 @@ class model {
     // messages of both views, stacked: rows [0, n) view 1, [n, 2n) view 2
     const graph_view<T>* views[2] = {&view1, &view2};
     for (int v = 0; v < 2; ++v) {
-      auto masked = mask_embedding(policy, views[v]->mask, ws, v);
+      auto masked = mask_embedding(policy, views[v]->embedding_mask, ws, v);
       views[v]->graph.cells_from_genes(policy, matrix_view<const T>(masked), rows_of(ws.message, v * n, n, d));
+      gather_features(policy, data, *views[v], ws, v * n);
     }
     auto message = matrix_view<const T>(ws.message.data(), 2 * n, d);
-    auto rep = stack_forward(policy, encoder_, false, message, ws.enc);
+    auto features = matrix_view<const T>(ws.features.data(), 2 * n, genes_);
+    auto rep = encode(policy, message, features, ws);
     auto h = stack_forward(policy, decoder_, true, matrix_view<const T>(rep), ws.dec);
     auto d_h = matrix_view<T>(ws.d_hidden.data(), 2 * n, h.cols());
     step_losses losses;
@@ -353,7 +383,7 @@ class model {
     }
 
     auto d_message = matrix_view<T>(ws.d_message.data(), 2 * n, d);
-    stack_backward(policy, encoder_, false, message, ws.enc, d_rep, d_message, false);
+    encode_backward(policy, message, features, ws, d_rep, d_message);
     embedding_backward(policy, view1, matrix_view<const T>(rows_of(ws.d_message, 0, n, d)), ws, false);
     embedding_backward(policy, view2, matrix_view<const T>(rows_of(ws.d_message, n, n, d)), ws, true);
     return losses;
@@ -373,10 +403,12 @@ class model {
     const auto n = static_cast<index_t>(view.cells.size());
     const index_t d = embedding_width_;
     gather_counts(data, view.cells, ws, 0);
-    auto masked = mask_embedding(policy, view.mask, ws, 0);
+    auto masked = mask_embedding(policy, view.embedding_mask, ws, 0);
     view.graph.cells_from_genes(policy, matrix_view<const T>(masked), rows_of(ws.message, 0, n, d));
+    gather_features(policy, data, view, ws, 0);
     auto message = matrix_view<const T>(ws.message.data(), n, d);
-    auto rep = stack_forward(policy, encoder_, false, message, ws.enc);
+    auto features = matrix_view<const T>(ws.features.data(), n, genes_);
+    auto rep = encode(policy, message, features, ws);
     auto h = stack_forward(policy, decoder_, true, matrix_view<const T>(rep), ws.dec);
     auto d_h = matrix_view<T>(ws.d_hidden.data(), n, h.cols());
     step_losses losses;
@@ -396,14 +428,15 @@ class model {
     losses.kl = static_cast<double>(r.loss);
     add_scaled(d_rep_kl.data(), n * latent_, 1.0, d_rep.data());
     auto d_message = matrix_view<T>(ws.d_message.data(), n, d);
-    stack_backward(policy, encoder_, false, message, ws.enc, d_rep, d_message, false);
+    encode_backward(policy, message, features, ws, d_rep, d_message);
     embedding_backward(policy, view, matrix_view<const T>(d_message), ws, false);
     return losses;
   }
 
   /// Representation h of every cell without augmentation (all genes, no mask), in chunks through `ws`.
   template <class Policy>
-  void embed(const Policy& policy, const cell_gene_graph<T>& graph, workspace& ws, matrix_view<T> out) {
+  void embed(const Policy& policy, const training_data<T>& data, const cell_gene_graph<T>& graph, workspace& ws,
+             matrix_view<T> out) {
     const index_t cells = graph.full.cells();
     cellkit::expect_shapes(out.rows() == cells && out.cols() == latent_, "scgpcl::embed", "out", out.shape(),
                            "cells x latent", {cells, latent_}, "one row per cell");
@@ -412,9 +445,8 @@ class model {
     const index_t chunk = 2 * ws.rows;
     for (index_t first = 0; first < cells; first += chunk) {
       const index_t n = std::min(chunk, cells - first);
-      auto z =
-          stack_forward(policy, encoder_, false,
-                        matrix_view<const T>(message.data() + first * embedding_width_, n, embedding_width_), ws.enc);
+      auto z = encode(policy, matrix_view<const T>(message.data() + first * embedding_width_, n, embedding_width_),
+                      matrix_view<const T>(data.features.data() + first * genes_, n, genes_), ws);
       for (index_t i = 0; i < n; ++i) std::copy(z.row_data(i), z.row_data(i) + latent_, out.row_data(first + i));
     }
   }
@@ -448,6 +480,54 @@ class model {
                       "cell " + std::to_string(c) + " is outside [0, " + std::to_string(data.cells) + ")");
   }
 
+  /// The cells' features (scaled log expression) of the view's cells with its masked columns
+  /// zeroed, into rows [first, first + |cells|) of the workspace.
+  template <class Policy>
+  void gather_features(const Policy& policy, const training_data<T>& data, const graph_view<T>& view, workspace& ws,
+                       index_t first) const {
+    const auto keep = column_mask(policy, view.feature_mask, genes_);
+    for (std::size_t i = 0; i < view.cells.size(); ++i) {
+      const T* from = data.features.data() + view.cells[i] * genes_;
+      T* to = ws.features.data() + (first + static_cast<index_t>(i)) * genes_;
+      for (index_t g = 0; g < genes_; ++g) to[g] = keep[static_cast<std::size_t>(g)] * from[g];
+    }
+  }
+
+  /// h = rest(relu(m W_m + b + x W_r)): the graph layer (two dense products into one
+  /// pre-activation), then the remaining dense layers. Keeps what encode_backward needs in `ws`.
+  template <class Policy>
+  matrix_view<T> encode(const Policy& policy, matrix_view<const T> message, matrix_view<const T> features,
+                        workspace& ws) {
+    const index_t n = message.rows();
+    const index_t width = first_[0].out;
+    auto pre = rows_of(ws.first_pre, 0, n, width);
+    auto root = rows_of(ws.first_root, 0, n, width);
+    auto post = rows_of(ws.first_post, 0, n, width);
+    nn::dense_forward(policy, message, first_[0].weight(), first_[0].bias(), pre);
+    nn::dense_forward(policy, features, first_[1].weight(), std::nullopt, root);
+    add_scaled(root.data(), n * width, 1.0, pre.data());
+    nn::activation_forward(policy, nn::relu{}, pre, post);
+    return stack_forward(policy, encoder_, false, matrix_view<const T>(post), ws.enc);
+  }
+
+  /// Backward of `encode`: d_rep (overwritten) -> the encoder's parameter gradients (overwritten)
+  /// and dL/dm (overwritten); the features need no gradient.
+  template <class Policy>
+  void encode_backward(const Policy& policy, matrix_view<const T> message, matrix_view<const T> features, workspace& ws,
+                       matrix_view<T> d_rep, matrix_view<T> d_message) {
+    const index_t n = message.rows();
+    const index_t width = first_[0].out;
+    auto pre = rows_of(ws.first_pre, 0, n, width);
+    auto post = rows_of(ws.first_post, 0, n, width);
+    auto d_post = rows_of(ws.d_first, 0, n, width);
+    stack_backward(policy, encoder_, false, matrix_view<const T>(post), ws.enc, d_rep, d_post, false);
+    nn::activation_backward(policy, nn::relu{}, pre, post, d_post, d_post);
+    auto& m = first_[0];
+    auto& r = first_[1];
+    nn::dense_backward(policy, message, m.weight(), d_post, d_message, m.dw.as_matrix(m.in, m.out), m.db.view());
+    nn::dense_backward(policy, features, r.weight(), d_post, std::nullopt, r.dw.as_matrix(r.in, r.out), std::nullopt);
+  }
+
   /// counts and size factors of `cells` into rows [first, first + |cells|) of the workspace.
   void gather_counts(const training_data<T>& data, const std::vector<index_t>& cells, workspace& ws,
                      index_t first) const {
@@ -465,7 +545,7 @@ class model {
                           workspace& ws, bool accumulate) {
     auto d_masked = ws.d_masked.as_matrix(genes_, embedding_width_);
     view.graph.genes_from_cells(policy, d_message, d_masked);
-    const auto keep = column_mask(policy, view.mask);
+    const auto keep = column_mask(policy, view.embedding_mask, embedding_width_);
     auto d_e = d_embedding_.as_matrix(genes_, embedding_width_);
     for (index_t g = 0; g < genes_; ++g) {
       const T* from = d_masked.row_data(g);
@@ -478,9 +558,9 @@ class model {
   /// `columns` mode mask_features decides per column (Philox element = column), so masking one row
   /// of ones gives the decisions for the whole genes x width matrix at 1/genes of the cost.
   template <class Policy>
-  std::vector<T> column_mask(const Policy& policy, const cg::feature_mask_params& mask) const {
-    std::vector<T> keep(static_cast<std::size_t>(embedding_width_), T(1));
-    auto row = matrix_view<T>(keep.data(), 1, embedding_width_);
+  static std::vector<T> column_mask(const Policy& policy, const cg::feature_mask_params& mask, index_t width) {
+    std::vector<T> keep(static_cast<std::size_t>(width), T(1));
+    auto row = matrix_view<T>(keep.data(), 1, width);
     cg::mask_features(policy, row, row, mask);
     return keep;
   }
@@ -488,7 +568,7 @@ class model {
   /// E~ = E with the view's dropped columns zeroed, into the workspace's slot `slot`.
   template <class Policy>
   matrix_view<T> mask_embedding(const Policy& policy, const cg::feature_mask_params& mask, workspace& ws, int slot) {
-    const auto keep = column_mask(policy, mask);
+    const auto keep = column_mask(policy, mask, embedding_width_);
     auto masked = ws.masked[slot].as_matrix(genes_, embedding_width_);
     for (index_t g = 0; g < genes_; ++g) {
       const T* from = embedding_.data() + g * embedding_width_;
@@ -500,6 +580,7 @@ class model {
 
   index_t genes_, clusters_, embedding_width_, latent_;
   host_buffer<T> embedding_, d_embedding_;
+  std::vector<dense_layer<T>> first_;  // the graph layer: message weights (+ bias), root weights
   std::vector<dense_layer<T>> encoder_, decoder_;
   std::optional<examples::zinb_heads<T>> heads_;  // built once the decoder's width is known
   host_buffer<T> centres_, d_centres_;
@@ -526,7 +607,7 @@ struct train_config {
   double tol = 0.001;  // stop fine-tuning when fewer than this fraction of labels change
   int prototype_restarts = 3;
   int kmeans_restarts = 20;
-  bool pretrain_only = false;  // skip the centres and fine-tuning (timing)
+  bool pretrain_only = false;  // stop after the k-means of the pre-trained representation (timing)
   std::uint64_t seed = 0;
 };
 
@@ -595,10 +676,10 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
   const auto graph = build_graph(policy, data);
   typename model<T>::workspace ws(m, std::min(cfg.batch_size, n));
   nn::minibatches batches(n, {.batch_size = cfg.batch_size, .shuffle = true, .seed = cfg.seed, .stream = 1});
-  // Views draw from Philox streams 16 + 4 step + {0, 1} (view 1) and {2, 3} (view 2); stream 0-15
-  // are the initialisation's and the batches'.
+  // Views draw from Philox streams 16 + 8 step + {0, 1, 2} (view 1) and + {4, 5, 6} (view 2);
+  // streams 0-15 are the initialisation's and the batches'.
   std::uint64_t global_step = 0;
-  auto view_stream = [&](int v) { return static_cast<std::uint32_t>(16 + 4 * global_step + 2 * v); };
+  auto view_stream = [&](int v) { return static_cast<std::uint32_t>(16 + 8 * global_step + 4 * v); };
   examples::snapshot<T> good;
   good.take(m.all_parameters());
   auto diverged = [&](const char* phase, int epoch, const std::string& what) {
@@ -623,7 +704,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
       progress pr;
       if (epoch >= cfg.warmup) {
         // prototypes of this epoch: k-means of every cell's representation at each granularity
-        m.embed(policy, graph, ws, latent);
+        m.embed(policy, data, graph, ws, latent);
         prototypes.clear();
         for (double g : cfg.granularity) {
           const index_t kt = std::clamp<index_t>(static_cast<index_t>(std::llround(g * static_cast<double>(k))), 1, n);
@@ -692,8 +773,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
     }
   }
   result.pretrain_seconds = seconds();
-  m.embed(policy, graph, ws, latent);
-  if (cfg.pretrain_only) return result;
+  m.embed(policy, data, graph, ws, latent);
 
   // 2. centres from k-means on the representation
   {
@@ -710,13 +790,14 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
     notify(pr);
   }
   result.kmeans_seconds = seconds() - result.pretrain_seconds;
+  if (cfg.pretrain_only) return result;
 
   // 3. fine-tuning: KL(P || Q) + lambda3 ZINB, P recomputed from all cells every epoch
   result.q = host_buffer<T>(n * k);
   auto q = result.q.as_matrix(n, k);
   host_buffer<T> p(n * k);
   auto assign = [&] {
-    m.embed(policy, graph, ws, latent);
+    m.embed(policy, data, graph, ws, latent);
     cellkit::cluster::student_t_assign(policy, matrix_view<const T>(latent), matrix_view<const T>(m.centres()), q,
                                        T(1));
     return examples::argmax_rows<T>(matrix_view<const T>(q));
