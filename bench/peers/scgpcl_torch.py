@@ -7,11 +7,13 @@ cells, size factors s_i as examples/common/counts.hpp). The cell-gene graph has 
 every expressed gene with weight w_ig = log1p(C_ig / s_i) (scipy CSR), as scgpcl::build_graph.
 
 Model (float32; nn.Linear: xavier_uniform_ weights, zero biases; gene embedding N(0, 1) as nn.Embedding):
-  views    per mini-batch and view: gene nodes kept with probability --gene-keep (0.8), embedding columns
-           zeroed with probability --feature-drop (0.2) (torch.rand; cellkit draws from Philox, so the
-           masks differ but have the same law)
-  encoder  m_i = sum_g w_ig E~_g / sum_g w_ig over the cell's kept genes (torch.sparse.mm of the batch's
-           row-normalised CSR slice, as COO) -> Linear(64, 256) -> ReLU -> Linear(256, 64) = h
+  views    per mini-batch and view: gene nodes kept with probability --gene-keep (0.8), gene-embedding
+           columns and cell-feature columns (genes) zeroed with probability --feature-drop (0.2)
+           (torch.rand; cellkit draws from Philox, so the masks differ but have the same law)
+  encoder  graph layer relu(m W_m + b + x~ W_r) (256) with m_i = sum_g w_ig E~_g / ||w_i||_2 over the
+           cell's kept genes (torch.sparse.mm of the batch's CSR slice, rows at unit norm, as COO) and
+           x~_i the cell's scaled log expression (dec_zinb_torch's X) with the masked columns zeroed;
+           then Linear(256, 64) = h
   decoder  h -> Linear(64, 256) -> ReLU -> mean / dispersion / dropout heads (dec_zinb_torch's
            activations and zinb_loss)
   loss     lambda1 * scGPCL's ins_contrastive_loss(h, h'; tau = 0.25) + (ZINB(view) + ZINB(view')) / 2,
@@ -63,15 +65,18 @@ class Scgpcl(nn.Module):
     def __init__(self, genes):
         super().__init__()
         self.gene_embedding = nn.Parameter(torch.randn(genes, EMBEDDING))
-        self.encoder = nn.Sequential(dz.linear(EMBEDDING, HIDDEN), nn.ReLU(), dz.linear(HIDDEN, LATENT))
+        self.message = dz.linear(EMBEDDING, HIDDEN)
+        self.root = nn.Linear(genes, HIDDEN, bias=False)
+        nn.init.xavier_uniform_(self.root.weight)
+        self.encoder = nn.Sequential(nn.ReLU(), dz.linear(HIDDEN, LATENT))
         self.decoder = nn.Sequential(dz.linear(LATENT, HIDDEN), nn.ReLU())
         self.dec_mean = dz.linear(HIDDEN, genes)
         self.dec_disp = dz.linear(HIDDEN, genes)
         self.dec_pi = dz.linear(HIDDEN, genes)
 
-    def encode(self, graphs, column_masks):
-        messages = [torch.sparse.mm(g, self.gene_embedding * m) for g, m in zip(graphs, column_masks)]
-        return self.encoder(torch.cat(messages, 0))
+    def encode(self, graphs, embedding_masks, features):
+        messages = [torch.sparse.mm(g, self.gene_embedding * m) for g, m in zip(graphs, embedding_masks)]
+        return self.encoder(self.message(torch.cat(messages, 0)) + self.root(features))
 
     def decode(self, h):
         d = self.decoder(h)
@@ -101,12 +106,12 @@ def ins_contrastive_loss(rep1, rep2, tau):
 
 
 def view_graph(expression, idx, keep_p, gen):
-    """The batch's rows of the cell-gene graph restricted to the kept genes, rows normalised (mean)."""
+    """The batch's rows of the cell-gene graph restricted to the kept genes, rows at unit norm."""
     keep = (torch.rand(expression.shape[1], generator=gen) < keep_p).numpy()
     sub = expression[idx]
     sub = sub.multiply(keep[None, :].astype(np.float32)).tocsr()
     sub.eliminate_zeros()
-    totals = np.asarray(sub.sum(1)).ravel()
+    totals = np.sqrt(np.asarray(sub.multiply(sub).sum(1)).ravel())
     sub = sp.diags(np.where(totals > 0, 1.0 / np.where(totals > 0, totals, 1.0), 0.0).astype(np.float32)) @ sub
     coo = sub.tocoo()
     return torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data.astype(np.float32), coo.shape).coalesce()
@@ -127,7 +132,7 @@ def run(args):
     out.update(cells=int(n), genes=int(g), nnz=int(expression.nnz))
     log(f"{out['dataset']}: {n} cells x {g} genes, {expression.nnz} edges")
 
-    C, s = torch.from_numpy(C), torch.from_numpy(s)
+    X, C, s = torch.from_numpy(X), torch.from_numpy(C), torch.from_numpy(s)
     model = Scgpcl(g)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     epoch_times, losses = [], []
@@ -138,7 +143,9 @@ def run(args):
             rows = idx.numpy()
             graphs = [view_graph(expression, rows, args.gene_keep, gen) for _ in range(2)]
             masks = [(torch.rand(EMBEDDING, generator=gen) >= args.feature_drop).float() for _ in range(2)]
-            h = model.encode(graphs, masks)
+            xb = X[idx]
+            features = torch.cat([xb * (torch.rand(g, generator=gen) >= args.feature_drop).float() for _ in range(2)])
+            h = model.encode(graphs, masks, features)
             mean, disp, pi = model.decode(h)
             cb = C[idx]
             rec = dz.zinb_loss(torch.cat((cb, cb), 0), mean, disp, pi, torch.cat((s[idx], s[idx]), 0))
@@ -157,10 +164,10 @@ def run(args):
     out["epoch_s_min"] = float(np.min(epoch_times))
     out["final_zinb"], out["final_infonce"] = losses[-1]
     with torch.no_grad():
-        full = sp.diags((1.0 / np.asarray(expression.sum(1)).ravel()).astype(np.float32)) @ expression
-        coo = full.tocoo()
+        norms = np.sqrt(np.asarray(expression.multiply(expression).sum(1)).ravel())
+        coo = (sp.diags((1.0 / norms).astype(np.float32)) @ expression).tocoo()
         m = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, coo.shape)
-        h = model.encoder(torch.sparse.mm(m, model.gene_embedding)).numpy()
+        h = model.encode([m], [torch.ones(EMBEDDING)], X).numpy()
     if labels_all is not None:
         truth = labels_all[cells]
         k = int(np.unique(truth).size)
