@@ -2,7 +2,7 @@
 // ZINB and graph decoders, DEC KL with mutual BCE supervision), built from cellkit's parts
 // (model.hpp; docs/scdefer.md).
 //
-//   scdefer [DATA] [--k K] [--neighbours N] [--pretrain-epochs N] [--epochs N] [--pretrain-lr R]
+//   scdefer [DATA] [--k K] [--neighbours N] [--graph-pcs N] [--pretrain-epochs N] [--epochs N] [--pretrain-lr R]
 //           [--lr R] [--warmup-epochs N] [--hvg N] [--seed S] [--threads T] [--cells N] [--checkpoint FILE] [--out DIR]
 //
 // DATA is a dataset folder (counts.mtx.gz, optional labels.tsv and manifest.json), a 10x directory
@@ -43,12 +43,13 @@ struct options {
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr,
-               "scdefer: %s\nusage: scdefer [DATA] [--k K] [--neighbours N] [--pretrain-epochs N] [--epochs N] "
-               "[--pretrain-lr R] [--lr R] [--warmup-epochs N] [--hvg N] [--seed S] [--threads T] [--cells N] "
-               "[--checkpoint FILE] "
-               "[--out DIR]\n",
-               message.c_str());
+  std::fprintf(
+      stderr,
+      "scdefer: %s\nusage: scdefer [DATA] [--k K] [--neighbours N] [--graph-pcs N] [--pretrain-epochs N] [--epochs N] "
+      "[--pretrain-lr R] [--lr R] [--warmup-epochs N] [--hvg N] [--seed S] [--threads T] [--cells N] "
+      "[--checkpoint FILE] "
+      "[--out DIR]\n",
+      message.c_str());
   std::exit(2);
 }
 
@@ -84,6 +85,8 @@ options parse(int argc, char** argv) {
       o.train.pretrain_lr = parse_real(a, value());
     else if (a == "--lr")
       o.train.train_lr = parse_real(a, value());
+    else if (a == "--graph-pcs")
+      o.train.graph_components = parse_integer(a, value());
     else if (a == "--warmup-epochs")
       o.train.warmup_epochs = static_cast<int>(parse_integer(a, value()));
     else if (a == "--hvg")

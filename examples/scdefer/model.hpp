@@ -45,6 +45,7 @@
 #include <cellkit/nn/init.hpp>
 #include <cellkit/nn/optimizer.hpp>
 #include <cellkit/nn/parameters.hpp>
+#include <cellkit/preprocess/pca.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -81,15 +82,24 @@ struct cell_graph {
   index_t edges = 0;  // stored entries of A (both directions)
 };
 
-/// KNN graph (binary, union-symmetrised, Euclidean) of the rows of `features` and the operators
-/// the model needs. Cost: the exact KNN search, 2 n^2 d flops.
+/// KNN graph (binary, union-symmetrised, Euclidean) of the rows of `features`, or of their top
+/// `components` principal components when components > 0, and the operators the model needs.
+/// Cost: the exact KNN search, 2 n^2 d flops (d = components with PCA), plus the PCA.
 template <class T, class Policy>
-cell_graph<T> build_cell_graph(const Policy& policy, matrix_view<const T> features, index_t neighbours) {
+cell_graph<T> build_cell_graph(const Policy& policy, matrix_view<const T> features, index_t neighbours,
+                               index_t components = 0, std::uint64_t seed = 0) {
   CELLKIT_EXPECTS(neighbours >= 1 && neighbours < features.rows(), "scdefer::build_cell_graph", "neighbours",
                   std::to_string(neighbours) + " neighbours for " + std::to_string(features.rows()) +
                       " cells: need 1 <= K < cells");
+  std::optional<cellkit::preprocess::pca_result<T>> pca;
+  matrix_view<const T> points = features;
+  if (components > 0) {
+    const index_t k = std::min(components, std::min(features.rows(), features.cols()) - 1);
+    pca = cellkit::preprocess::pca(policy, features, {.n_components = k, .seed = seed});
+    points = pca->scores_view();
+  }
   auto a = graph::knn_graph(
-      policy, features,
+      policy, points,
       graph::knn_params<T>{
           .k = neighbours, .weights = graph::knn_weights::binary, .symmetrize = graph::knn_symmetrize::union_edges});
   const index_t edges = a.view().nnz();
@@ -468,6 +478,7 @@ class model {
 struct train_config {
   index_t clusters = 0;
   index_t neighbours = 10;
+  index_t graph_components = 0;  // > 0: KNN on this many principal components of the features
   architecture arch{};
   loss_weights weights{};
   int pretrain_epochs = 200;
@@ -527,7 +538,8 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
     nmi = cellkit::metrics::normalized_mutual_info(data.labels, labels);
   };
 
-  const auto g = build_cell_graph(policy, matrix_view<const T>(data.features.data(), n, data.genes), cfg.neighbours);
+  const auto g = build_cell_graph(policy, matrix_view<const T>(data.features.data(), n, data.genes), cfg.neighbours,
+                                  cfg.graph_components, cfg.seed);
   result.graph_edges = g.edges;
   result.graph_seconds = seconds();
   {

@@ -69,6 +69,11 @@ TEST_CASE(
   for (index_t i = 0; i < cells; ++i) d.size_factors.push_back(0.6 + 0.1 * static_cast<double>(i));
   const auto g = scdefer::build_cell_graph(serial{}, matrix_view<const double>(d.features.data(), cells, genes), 3);
   CHECK(g.edges >= cells * 3);
+  // the graph on principal components instead (--graph-pcs): same degree bounds
+  const auto g_pca =
+      scdefer::build_cell_graph(serial{}, matrix_view<const double>(d.features.data(), cells, genes), 3, 4, 7);
+  CHECK(g_pca.edges >= cells * 3);
+  CHECK(g_pca.edges <= cells * 6);
   // the fusion weight away from 0 and 1 so both encoders carry gradient
   scdefer::model<double> m(genes, k, {.hidden = {5, 4, 3}, .hops = 2, .fusion = 0.3}, 11);
   auto c = m.centres();
