@@ -117,9 +117,9 @@ struct loss_weights {
 };
 
 struct architecture {
-  std::vector<index_t> encoder{256, 64};  // hidden GCN widths
+  std::vector<index_t> encoder{128};  // hidden GCN widths
   index_t latent = 32;
-  std::vector<index_t> decoder{64, 256};  // hidden dense widths before the ZINB heads
+  std::vector<index_t> decoder{128};  // hidden dense widths before the ZINB heads
 };
 
 // ---- the model -------------------------------------------------------------------------------
@@ -454,9 +454,9 @@ struct train_config {
   double edge_add = 0.1;     // view 1: round(edge_add * degree) new edges per cell
   index_t diffusion_steps = 10;
   double diffusion_alpha = 0.15;  // PPR teleport probability of view 2
-  int pretrain_epochs = 200;
+  int pretrain_epochs = 60;
   double pretrain_lr = 1e-3;
-  int train_max_epochs = 100;
+  int train_max_epochs = 40;
   double train_lr = 1e-3;
   double tol = 0.001;  // stop training when fewer than this fraction of labels change
   double sinkhorn_epsilon = 0.5;
