@@ -141,8 +141,8 @@ TEST_CASE("scsiameseclu: a short training run lowers the loss and recovers the g
   ssc::train_config cfg;
   cfg.clusters = 3;
   cfg.arch = {.encoder = {32}, .latent = 8, .decoder = {32}};
-  cfg.pretrain_epochs = 30;
-  cfg.train_max_epochs = 10;
+  cfg.pretrain_epochs = 20;
+  cfg.train_max_epochs = 6;
   cfg.pretrain_lr = 3e-3;
   cfg.kmeans_restarts = 4;
   cfg.seed = 2;
@@ -151,7 +151,7 @@ TEST_CASE("scsiameseclu: a short training run lowers the loss and recovers the g
   auto r = ssc::train(serial{}, d, knn, m, cfg, [&](const ssc::progress& p) {
     if (std::string(p.phase) == "pretrain") pretrain_losses.push_back(p.total);
   });
-  REQUIRE(pretrain_losses.size() == 30);
+  REQUIRE(pretrain_losses.size() == 20);
   CHECK(pretrain_losses.back() < 0.9 * pretrain_losses.front());
   REQUIRE(r.ari.has_value());
   MESSAGE("ARI " << *r.ari << ", k-means on the pre-trained latent " << *r.kmeans_ari);
