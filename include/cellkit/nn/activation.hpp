@@ -35,6 +35,7 @@
 /// alpha is not finite.
 
 #include <cellkit/core/config.hpp>
+#include <cellkit/core/detail/vector_exp.hpp>
 #include <cellkit/core/error.hpp>
 #include <cellkit/core/views.hpp>
 #include <cellkit/execution/policy.hpp>
@@ -49,11 +50,11 @@ namespace cellkit::nn {
 /// y = x.
 struct identity {
   template <class T>
-  CELLKIT_HD T value(T x) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T value(T x) const {
     return x;
   }
   template <class T>
-  CELLKIT_HD T derivative(T, T) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T derivative(T, T) const {
     return T(1);
   }
 };
@@ -61,11 +62,11 @@ struct identity {
 /// y = max(x, 0).
 struct relu {
   template <class T>
-  CELLKIT_HD T value(T x) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T value(T x) const {
     return x > T(0) ? x : T(0);
   }
   template <class T>
-  CELLKIT_HD T derivative(T x, T) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T derivative(T x, T) const {
     return x > T(0) ? T(1) : T(0);
   }
 };
@@ -74,37 +75,38 @@ struct relu {
 struct elu {
   double alpha = 1.0;
   template <class T>
-  CELLKIT_HD T value(T x) const {
-    return x > T(0) ? x : T(alpha) * std::expm1(x);
+  CELLKIT_HD CELLKIT_VX_INLINE T value(T x) const {
+    return cellkit::detail::vsel(x > T(0), x, T(alpha) * cellkit::detail::vexpm1(x));
   }
   template <class T>
-  CELLKIT_HD T derivative(T x, T y) const {
-    return x > T(0) ? T(1) : y + T(alpha);
+  CELLKIT_HD CELLKIT_VX_INLINE T derivative(T x, T y) const {
+    return cellkit::detail::vsel(x > T(0), T(1), y + T(alpha));
   }
 };
 
 namespace detail {
 /// 1 / (1 + e^-x) without overflow: e^-|x| is at most 1.
 template <class T>
-CELLKIT_HD T stable_sigmoid(T x) {
-  const T e = std::exp(-std::fabs(x));
-  return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+CELLKIT_HD CELLKIT_VX_INLINE T stable_sigmoid(T x) {
+  const T e = cellkit::detail::vexp(-std::fabs(x));
+  const T d = T(1) + e;
+  return cellkit::detail::vsel(x >= T(0), T(1) / d, e / d);
 }
 /// log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, full accuracy for x << 0.
 template <class T>
-CELLKIT_HD T stable_softplus(T x) {
-  return (x > T(0) ? x : T(0)) + std::log1p(std::exp(-std::fabs(x)));
+CELLKIT_HD CELLKIT_VX_INLINE T stable_softplus(T x) {
+  return cellkit::detail::vsel(x > T(0), x, T(0)) + cellkit::detail::vlog1p_unit(cellkit::detail::vexp(-std::fabs(x)));
 }
 }  // namespace detail
 
 /// y = 1 / (1 + e^-x).
 struct sigmoid {
   template <class T>
-  CELLKIT_HD T value(T x) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T value(T x) const {
     return detail::stable_sigmoid(x);
   }
   template <class T>
-  CELLKIT_HD T derivative(T, T y) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T derivative(T, T y) const {
     return y * (T(1) - y);
   }
 };
@@ -112,11 +114,11 @@ struct sigmoid {
 /// y = log(1 + e^x).
 struct softplus {
   template <class T>
-  CELLKIT_HD T value(T x) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T value(T x) const {
     return detail::stable_softplus(x);
   }
   template <class T>
-  CELLKIT_HD T derivative(T x, T) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T derivative(T x, T) const {
     return detail::stable_sigmoid(x);
   }
 };
@@ -124,11 +126,11 @@ struct softplus {
 /// y = e^x (unbounded; overflows to inf for large x: prefer `mean_activation` for count means).
 struct exp_activation {
   template <class T>
-  CELLKIT_HD T value(T x) const {
-    return std::exp(x);
+  CELLKIT_HD CELLKIT_VX_INLINE T value(T x) const {
+    return cellkit::detail::vexp(x);
   }
   template <class T>
-  CELLKIT_HD T derivative(T, T y) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T derivative(T, T y) const {
     return y;
   }
 };
@@ -138,17 +140,25 @@ struct mean_activation {
   double lower = 1e-5;
   double upper = 1e6;
   template <class T>
-  CELLKIT_HD T value(T x) const {
-    const T e = std::exp(x);
-    return e < T(lower) ? T(lower) : (e > T(upper) ? T(upper) : e);
+  CELLKIT_HD CELLKIT_VX_INLINE T value(T x) const {
+    const T e = cellkit::detail::vexp(x);
+    return cellkit::detail::vsel(e < T(lower), T(lower), cellkit::detail::vsel(e > T(upper), T(upper), e));
   }
   template <class T>
-  CELLKIT_HD T derivative(T x, T y) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T derivative(T x, T y) const {
+#if CELLKIT_DEVICE_CODE
     // Strictly inside the bounds y is e^x itself: no second exp. Only a value on a bound needs
     // e^x to tell a clamped unit (gradient 0) from one exactly at the bound (gradient e^x).
     if (y > T(lower) && y < T(upper)) return y;
-    const T e = std::exp(x);
+    const T e = cellkit::detail::vexp(x);
     return (e >= T(lower) && e <= T(upper)) ? e : T(0);
+#else
+    // Host: branch-free so that the row loop vectorises; recomputing the (vectorised) e^x costs
+    // less than a data-dependent branch. Same value: e^x = y inside the bounds.
+    (void)y;
+    const T e = cellkit::detail::vexp(x);
+    return cellkit::detail::vsel((e >= T(lower)) & (e <= T(upper)), e, T(0));
+#endif
   }
 };
 
@@ -157,17 +167,28 @@ struct dispersion_activation {
   double lower = 1e-4;
   double upper = 1e4;
   template <class T>
-  CELLKIT_HD T value(T x) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T value(T x) const {
     const T s = detail::stable_softplus(x);
-    return s < T(lower) ? T(lower) : (s > T(upper) ? T(upper) : s);
+    return cellkit::detail::vsel(s < T(lower), T(lower), cellkit::detail::vsel(s > T(upper), T(upper), s));
   }
   template <class T>
-  CELLKIT_HD T derivative(T x, T y) const {
+  CELLKIT_HD CELLKIT_VX_INLINE T derivative(T x, T y) const {
+#if CELLKIT_DEVICE_CODE
     // Inside the bounds y = softplus(x), and sigmoid(x) = 1 - e^-softplus(x) = -expm1(-y): one
     // expm1 instead of recomputing softplus and the sigmoid (relative error stays ~1 ulp).
-    if (y > T(lower) && y < T(upper)) return -std::expm1(-y);
+    if (y > T(lower) && y < T(upper)) return -cellkit::detail::vexpm1(-y);
     const T s = detail::stable_softplus(x);
     return (s >= T(lower) && s <= T(upper)) ? detail::stable_sigmoid(x) : T(0);
+#else
+    // Host: branch-free (the row loop vectorises): e = e^-|x| once gives both softplus(x) (for the
+    // bounds test, bit-identical to the forward value) and sigmoid(x).
+    (void)y;
+    const T e = cellkit::detail::vexp(-std::fabs(x));
+    const T s = cellkit::detail::vsel(x > T(0), x, T(0)) + cellkit::detail::vlog1p_unit(e);
+    const T d = T(1) + e;
+    const T sig = cellkit::detail::vsel(x >= T(0), T(1) / d, e / d);
+    return cellkit::detail::vsel((s >= T(lower)) & (s <= T(upper)), sig, T(0));
+#endif
   }
 };
 
@@ -206,6 +227,26 @@ struct activation_backward_fn {
   CELLKIT_HD void operator()(index_t r, index_t c) const { dx(r, c) = dy(r, c) * act.derivative(x(r, c), y(r, c)); }
 };
 
+/// Host row kernels: restrict-qualified contiguous rows so that the loop vectorises (the functors
+/// are branch-free on the host). Separate in-place variants: y == x and dx == dy are allowed.
+template <class Act, class T>
+void forward_row(const Act act, const T* __restrict x, T* __restrict y, index_t n) {
+  for (index_t c = 0; c < n; ++c) y[c] = act.value(x[c]);
+}
+template <class Act, class T>
+void forward_row_in_place(const Act act, T* __restrict y, index_t n) {
+  for (index_t c = 0; c < n; ++c) y[c] = act.value(y[c]);
+}
+template <class Act, class T>
+void backward_row(const Act act, const T* __restrict x, const T* __restrict y, const T* __restrict dy, T* __restrict dx,
+                  index_t n) {
+  for (index_t c = 0; c < n; ++c) dx[c] = dy[c] * act.derivative(x[c], y[c]);
+}
+template <class Act, class T>
+void backward_row_in_place(const Act act, const T* __restrict x, const T* __restrict y, T* __restrict d, index_t n) {
+  for (index_t c = 0; c < n; ++c) d[c] = d[c] * act.derivative(x[c], y[c]);
+}
+
 }  // namespace detail
 
 /// y = act(x), element-wise. y may be x itself (in place).
@@ -216,7 +257,19 @@ void activation_forward(const Policy& policy, const Act& act, const_matrix_arg<T
   expect_shapes(x.rows() == y.rows() && x.cols() == y.cols(), fn, "x", x.shape(), "y", y.shape(),
                 "x and y must have the same shape");
   detail::check_activation(act, fn);
-  detail::for_each_element(policy, x.rows(), x.cols(), detail::activation_forward_fn<Act, T, Space>{act, x, y});
+  if constexpr (is_host_policy_v<Policy>) {
+    detail::for_each_row(policy, x.rows(), x.cols(), [&](index_t r) {
+      const T* xr = x.row_data(r);
+      T* yr = y.row_data(r);
+      if (xr == yr) {
+        detail::forward_row_in_place(act, yr, x.cols());
+      } else {
+        detail::forward_row(act, xr, yr, x.cols());
+      }
+    });
+  } else {
+    detail::for_each_element(policy, x.rows(), x.cols(), detail::activation_forward_fn<Act, T, Space>{act, x, y});
+  }
 }
 
 /// dx = dy * act'(x) given the forward input x and output y = act(x). dx may be dy itself.
@@ -232,8 +285,20 @@ void activation_backward(const Policy& policy, const Act& act, const_matrix_arg<
   expect_shapes(x.rows() == dx.rows() && x.cols() == dx.cols(), fn, "x", x.shape(), "dx", dx.shape(),
                 "x and dx must have the same shape");
   detail::check_activation(act, fn);
-  detail::for_each_element(policy, x.rows(), x.cols(),
-                           detail::activation_backward_fn<Act, T, Space>{act, x, y, dy, dx});
+  if constexpr (is_host_policy_v<Policy>) {
+    detail::for_each_row(policy, x.rows(), x.cols(), [&](index_t r) {
+      const T* dyr = dy.row_data(r);
+      T* dxr = dx.row_data(r);
+      if (dyr == dxr) {
+        detail::backward_row_in_place(act, x.row_data(r), y.row_data(r), dxr, x.cols());
+      } else {
+        detail::backward_row(act, x.row_data(r), y.row_data(r), dyr, dxr, x.cols());
+      }
+    });
+  } else {
+    detail::for_each_element(policy, x.rows(), x.cols(),
+                             detail::activation_backward_fn<Act, T, Space>{act, x, y, dy, dx});
+  }
 }
 
 }  // namespace cellkit::nn

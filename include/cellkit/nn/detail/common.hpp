@@ -63,4 +63,17 @@ void for_each_element(const Policy& policy, index_t rows, index_t cols, const F&
   }
 }
 
+/// Host only: calls f(r) for every row r of a rows x cols matrix (rows in parallel above the
+/// threshold); f runs its own, vectorisable, loop over the row's columns.
+template <class Policy, class F>
+void for_each_row(const Policy& policy, index_t rows, index_t cols, const F& f) {
+  static_assert(is_host_policy_v<Policy>, "for_each_row is host-only");
+  if (rows <= 0 || cols <= 0) return;
+  if (rows * cols < parallel_elements_threshold) {
+    for (index_t r = 0; r < rows; ++r) f(r);
+  } else {
+    cellkit::detail::parallel_for(policy, rows, f);
+  }
+}
+
 }  // namespace cellkit::nn::detail
