@@ -1,15 +1,21 @@
 #pragma once
 // What the example models' training loops share: the divergence stop (an exception naming the
 // phase, epoch and quantity, raised after the parameters are restored to the last good epoch), the
-// snapshot it restores from, and labels from soft assignments.
+// snapshot it restores from (with the checkpoint file that mirrors it), labels from soft
+// assignments and their scores against known labels.
 
 #include <cellkit/core/error.hpp>
 #include <cellkit/core/views.hpp>
+#include <cellkit/metrics/information.hpp>
+#include <cellkit/metrics/pair_counting.hpp>
+#include <cellkit/nn/checkpoint.hpp>
 #include <cellkit/nn/parameters.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace examples {
@@ -64,6 +70,41 @@ class snapshot {
  private:
   std::vector<std::vector<T>> values_;
 };
+
+/// The parameters at the end of the last good epoch, kept in memory and, when `checkpoint` is not
+/// empty, in that file (written atomically by nn::save_parameters). `diverged` puts them back and
+/// throws: the training loops' one way to stop on a non-finite value.
+template <class T>
+class last_good_epoch {
+ public:
+  last_good_epoch(const nn::parameter_list<T>& params, std::string checkpoint)
+      : params_(params), checkpoint_(std::move(checkpoint)) {
+    good_.take(params_);
+  }
+  /// The current parameters become the last good ones (and are saved to the checkpoint).
+  void save() {
+    good_.take(params_);
+    if (!checkpoint_.empty()) nn::save_parameters(checkpoint_, params_);
+  }
+  /// Restores the last good parameters and throws training_diverged(phase, epoch, quantity).
+  [[noreturn]] void diverged(const std::string& phase, int epoch, const std::string& quantity) const {
+    good_.restore(params_);
+    throw training_diverged(phase, epoch, quantity);
+  }
+
+ private:
+  const nn::parameter_list<T>& params_;
+  std::string checkpoint_;
+  snapshot<T> good_;
+};
+
+/// ARI and NMI of `labels` against `truth`; both stay empty when `truth` is (unlabelled data).
+inline void score_labels(const std::vector<index_t>& truth, const std::vector<index_t>& labels,
+                         std::optional<double>& ari, std::optional<double>& nmi) {
+  if (truth.empty()) return;
+  ari = cellkit::metrics::adjusted_rand_index(truth, labels);
+  nmi = cellkit::metrics::normalized_mutual_info(truth, labels);
+}
 
 template <class T>
 bool all_finite(const nn::parameter_list<T>& params) {

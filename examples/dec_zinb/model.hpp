@@ -259,21 +259,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
   typename model<T>::workspace ws(m, std::min(cfg.batch_size, n));
   nn::minibatches batches(n, {.batch_size = cfg.batch_size, .shuffle = true, .seed = cfg.seed, .stream = 1});
   std::uint64_t global_step = 0;
-  examples::snapshot<T> good;
-  good.take(m.all_parameters());
-  auto save_good = [&] {
-    good.take(m.all_parameters());
-    if (!cfg.checkpoint.empty()) nn::save_parameters(cfg.checkpoint, m.all_parameters());
-  };
-  auto diverged = [&](const char* phase, int epoch, const std::string& what) {
-    good.restore(m.all_parameters());
-    throw training_diverged(phase, epoch, what);
-  };
-  auto score = [&](const std::vector<index_t>& labels, std::optional<double>& ari, std::optional<double>& nmi) {
-    if (data.labels.empty()) return;
-    ari = cellkit::metrics::adjusted_rand_index(data.labels, labels);
-    nmi = cellkit::metrics::normalized_mutual_info(data.labels, labels);
-  };
+  examples::last_good_epoch<T> good(m.all_parameters(), cfg.checkpoint);
   train_result<T> result;
 
   // 1. pre-training on the ZINB loss
@@ -288,15 +274,15 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
           l = m.step(policy, data, rows, ws, {.seed = cfg.seed, .stream = 2, .step = global_step++}, cfg.noise_sd);
         } catch (const cellkit::invalid_argument& e) {
           // the inputs were checked up front: a rejected value here was produced by the training
-          diverged("pretrain", epoch + 1, std::string("a layer output (") + e.what() + ")");
+          good.diverged("pretrain", epoch + 1, std::string("a layer output (") + e.what() + ")");
         }
-        if (!std::isfinite(l.zinb)) diverged("pretrain", epoch + 1, "the ZINB loss");
+        if (!std::isfinite(l.zinb)) good.diverged("pretrain", epoch + 1, "the ZINB loss");
         opt.step(policy, m.network_parameters());
         sum += l.zinb * static_cast<double>(rows.size());
         seen += static_cast<index_t>(rows.size());
       }
-      if (!examples::all_finite(m.network_parameters())) diverged("pretrain", epoch + 1, "a network parameter");
-      save_good();
+      if (!examples::all_finite(m.network_parameters())) good.diverged("pretrain", epoch + 1, "a network parameter");
+      good.save();
       result.final_zinb = sum / static_cast<double>(seen);
       result.pretrain_epochs = epoch + 1;
       progress pr;
@@ -319,8 +305,8 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
     std::copy(km.centres.begin(), km.centres.end(), m.centres().data());
     result.kmeans_labels = km.labels;
     std::optional<double> nmi;
-    score(km.labels, result.kmeans_ari, nmi);
-    save_good();
+    examples::score_labels(data.labels, km.labels, result.kmeans_ari, nmi);
+    good.save();
     progress pr;
     pr.phase = "kmeans";
     pr.ari = result.kmeans_ari;
@@ -362,17 +348,17 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
           l = m.step(policy, data, rows, ws, {.seed = cfg.seed, .stream = 2, .step = global_step++}, cfg.noise_sd,
                      matrix_view<const T>(p.as_matrix(n, k)), cfg.gamma);
         } catch (const cellkit::invalid_argument& e) {
-          diverged("finetune", epoch + 1, std::string("a layer output (") + e.what() + ")");
+          good.diverged("finetune", epoch + 1, std::string("a layer output (") + e.what() + ")");
         }
-        if (!std::isfinite(l.zinb)) diverged("finetune", epoch + 1, "the ZINB loss");
-        if (!std::isfinite(l.kl)) diverged("finetune", epoch + 1, "the KL loss");
+        if (!std::isfinite(l.zinb)) good.diverged("finetune", epoch + 1, "the ZINB loss");
+        if (!std::isfinite(l.kl)) good.diverged("finetune", epoch + 1, "the KL loss");
         opt.step(policy, m.all_parameters());
         zinb += l.zinb * static_cast<double>(rows.size());
         kl += l.kl * static_cast<double>(rows.size());
         seen += static_cast<index_t>(rows.size());
       }
-      if (!examples::all_finite(m.all_parameters())) diverged("finetune", epoch + 1, "a parameter");
-      save_good();
+      if (!examples::all_finite(m.all_parameters())) good.diverged("finetune", epoch + 1, "a parameter");
+      good.save();
       result.finetune_epochs = epoch + 1;
       result.final_zinb = zinb / static_cast<double>(seen);
       result.final_kl = kl / static_cast<double>(seen);
@@ -382,13 +368,13 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
       pr.zinb = result.final_zinb;
       pr.kl = result.final_kl;
       pr.labels_changed = fraction;
-      score(labels, pr.ari, pr.nmi);
+      examples::score_labels(data.labels, labels, pr.ari, pr.nmi);
       pr.seconds = seconds();
       notify(pr);
     }
   }
   result.labels = assign();
-  score(result.labels, result.ari, result.nmi);
+  examples::score_labels(data.labels, result.labels, result.ari, result.nmi);
   result.finetune_seconds = seconds() - result.pretrain_seconds - result.kmeans_seconds;
   return result;
 }

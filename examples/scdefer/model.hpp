@@ -532,11 +532,6 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
   const index_t n = data.cells;
   const index_t k = cfg.clusters;
   train_result<T> result;
-  auto score = [&](const std::vector<index_t>& labels, std::optional<double>& ari, std::optional<double>& nmi) {
-    if (data.labels.empty()) return;
-    ari = cellkit::metrics::adjusted_rand_index(data.labels, labels);
-    nmi = cellkit::metrics::normalized_mutual_info(data.labels, labels);
-  };
 
   const auto g = build_cell_graph(policy, matrix_view<const T>(data.features.data(), n, data.genes), cfg.neighbours,
                                   cfg.graph_components, cfg.seed);
@@ -550,28 +545,19 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
   }
 
   typename model<T>::workspace ws(m, n);
-  examples::snapshot<T> good;
-  good.take(m.all_parameters());
-  auto save_good = [&] {
-    good.take(m.all_parameters());
-    if (!cfg.checkpoint.empty()) nn::save_parameters(cfg.checkpoint, m.all_parameters());
-  };
-  auto diverged = [&](const char* phase, int epoch, const std::string& what) {
-    good.restore(m.all_parameters());
-    throw training_diverged(phase, epoch, what);
-  };
+  examples::last_good_epoch<T> good(m.all_parameters(), cfg.checkpoint);
   auto checked_step = [&](const char* phase, int epoch, bool clustering) {
     step_losses l;
     try {
       l = m.step(policy, data, g, ws, cfg.weights, clustering);
     } catch (const cellkit::invalid_argument& e) {
       // the inputs were checked up front: a rejected value here was produced by the training
-      diverged(phase, epoch, std::string("a layer output (") + e.what() + ")");
+      good.diverged(phase, epoch, std::string("a layer output (") + e.what() + ")");
     }
-    if (!std::isfinite(l.zinb)) diverged(phase, epoch, "the ZINB loss");
-    if (!std::isfinite(l.graph)) diverged(phase, epoch, "the graph reconstruction loss");
-    if (!std::isfinite(l.kl)) diverged(phase, epoch, "the KL loss");
-    if (!std::isfinite(l.mutual)) diverged(phase, epoch, "the mutual BCE loss");
+    if (!std::isfinite(l.zinb)) good.diverged(phase, epoch, "the ZINB loss");
+    if (!std::isfinite(l.graph)) good.diverged(phase, epoch, "the graph reconstruction loss");
+    if (!std::isfinite(l.kl)) good.diverged(phase, epoch, "the KL loss");
+    if (!std::isfinite(l.mutual)) good.diverged(phase, epoch, "the mutual BCE loss");
     return l;
   };
 
@@ -585,8 +571,8 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
       const double ramp = std::min(1.0, static_cast<double>(epoch + 1) / std::max(1, cfg.warmup_epochs));
       opt.set_lr(static_cast<T>(cfg.pretrain_lr * ramp));
       opt.step(policy, m.network_parameters());
-      if (!examples::all_finite(m.network_parameters())) diverged("pretrain", epoch + 1, "a network parameter");
-      save_good();
+      if (!examples::all_finite(m.network_parameters())) good.diverged("pretrain", epoch + 1, "a network parameter");
+      good.save();
       result.final_losses = l;
       result.pretrain_epochs = epoch + 1;
       progress pr;
@@ -610,8 +596,8 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
     std::copy(km.centres.begin(), km.centres.end(), m.centres().data());
     result.kmeans_labels = km.labels;
     std::optional<double> nmi;
-    score(km.labels, result.kmeans_ari, nmi);
-    save_good();
+    examples::score_labels(data.labels, km.labels, result.kmeans_ari, nmi);
+    good.save();
     progress pr;
     pr.phase = "kmeans";
     pr.ari = result.kmeans_ari;
@@ -632,8 +618,8 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
       for (index_t i = 0; i < n; ++i) changed += labels[i] != previous[i];
       previous = labels;
       opt.step(policy, m.all_parameters());
-      if (!examples::all_finite(m.all_parameters())) diverged("train", epoch + 1, "a parameter");
-      save_good();
+      if (!examples::all_finite(m.all_parameters())) good.diverged("train", epoch + 1, "a parameter");
+      good.save();
       result.final_losses = l;
       result.train_epochs = epoch + 1;
       progress pr;
@@ -641,7 +627,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
       pr.epoch = epoch + 1;
       pr.losses = l;
       pr.labels_changed = static_cast<double>(changed) / static_cast<double>(n);
-      score(labels, pr.ari, pr.nmi);
+      examples::score_labels(data.labels, labels, pr.ari, pr.nmi);
       pr.seconds = seconds();
       notify(pr);
     }
@@ -651,7 +637,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
   auto z = m.embed(policy, data, g, ws, q);
   std::copy(z.data(), z.data() + n * m.latent(), latent.data());
   result.labels = examples::argmax_rows<T>(matrix_view<const T>(q));
-  score(result.labels, result.ari, result.nmi);
+  examples::score_labels(data.labels, result.labels, result.ari, result.nmi);
   result.train_seconds = seconds() - result.graph_seconds - result.pretrain_seconds - result.kmeans_seconds;
   return result;
 }

@@ -680,17 +680,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
   // streams 0-15 are the initialisation's and the batches'.
   std::uint64_t global_step = 0;
   auto view_stream = [&](int v) { return static_cast<std::uint32_t>(16 + 8 * global_step + 4 * v); };
-  examples::snapshot<T> good;
-  good.take(m.all_parameters());
-  auto diverged = [&](const char* phase, int epoch, const std::string& what) {
-    good.restore(m.all_parameters());
-    throw training_diverged(phase, epoch, what);
-  };
-  auto score = [&](const std::vector<index_t>& labels, std::optional<double>& ari, std::optional<double>& nmi) {
-    if (data.labels.empty()) return;
-    ari = cellkit::metrics::adjusted_rand_index(data.labels, labels);
-    nmi = cellkit::metrics::normalized_mutual_info(data.labels, labels);
-  };
+  examples::last_good_epoch<T> good(m.all_parameters(), "");  // no checkpoint file in this example
   train_result<T> result;
   result.latent = host_buffer<T>(n * m.latent());
   auto latent = result.latent.as_matrix(n, m.latent());
@@ -713,7 +703,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
           prototypes.push_back({std::move(km.labels), std::move(km.centres), kt});
         }
         const auto& current = prototypes.front().assignments;
-        score(current, pr.ari, pr.nmi);
+        examples::score_labels(data.labels, current, pr.ari, pr.nmi);
         if (!previous.empty()) {
           pr.stability = cellkit::metrics::adjusted_rand_index(previous, current);
           if (*pr.stability > cfg.stop_ari) {
@@ -742,12 +732,12 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
                               cfg.weights);
         } catch (const cellkit::invalid_argument& e) {
           // the inputs were checked up front: a rejected value here was produced by the training
-          diverged("pretrain", epoch + 1, std::string("a layer output (") + e.what() + ")");
+          good.diverged("pretrain", epoch + 1, std::string("a layer output (") + e.what() + ")");
         }
         ++global_step;
-        if (!std::isfinite(l.zinb)) diverged("pretrain", epoch + 1, "the ZINB loss");
-        if (!std::isfinite(l.instance)) diverged("pretrain", epoch + 1, "the InfoNCE loss");
-        if (!std::isfinite(l.proto)) diverged("pretrain", epoch + 1, "the ProtoNCE loss");
+        if (!std::isfinite(l.zinb)) good.diverged("pretrain", epoch + 1, "the ZINB loss");
+        if (!std::isfinite(l.instance)) good.diverged("pretrain", epoch + 1, "the InfoNCE loss");
+        if (!std::isfinite(l.proto)) good.diverged("pretrain", epoch + 1, "the ProtoNCE loss");
         opt.step(policy, m.network_parameters());
         const auto b = static_cast<double>(rows.size());
         zinb += l.zinb * b;
@@ -755,8 +745,8 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
         proto += l.proto * b;
         seen += static_cast<index_t>(rows.size());
       }
-      if (!examples::all_finite(m.network_parameters())) diverged("pretrain", epoch + 1, "a network parameter");
-      good.take(m.all_parameters());
+      if (!examples::all_finite(m.network_parameters())) good.diverged("pretrain", epoch + 1, "a network parameter");
+      good.save();
       result.pretrain_step_seconds += seconds() - epoch_start;
       result.pretrain_epochs = epoch + 1;
       result.final_zinb = zinb / static_cast<double>(seen);
@@ -782,8 +772,8 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
     std::copy(km.centres.begin(), km.centres.end(), m.centres().data());
     result.kmeans_labels = km.labels;
     progress pr;
-    score(km.labels, result.kmeans_ari, pr.nmi);
-    good.take(m.all_parameters());
+    examples::score_labels(data.labels, km.labels, result.kmeans_ari, pr.nmi);
+    good.save();
     pr.phase = "kmeans";
     pr.ari = result.kmeans_ari;
     pr.seconds = seconds();
@@ -827,18 +817,18 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
           auto view = make_view(policy, graph, rows, cfg.views, cfg.seed, view_stream(0));
           l = m.finetune_step(policy, data, view, matrix_view<const T>(p.as_matrix(n, k)), ws, cfg.weights);
         } catch (const cellkit::invalid_argument& e) {
-          diverged("finetune", epoch + 1, std::string("a layer output (") + e.what() + ")");
+          good.diverged("finetune", epoch + 1, std::string("a layer output (") + e.what() + ")");
         }
         ++global_step;
-        if (!std::isfinite(l.zinb)) diverged("finetune", epoch + 1, "the ZINB loss");
-        if (!std::isfinite(l.kl)) diverged("finetune", epoch + 1, "the KL loss");
+        if (!std::isfinite(l.zinb)) good.diverged("finetune", epoch + 1, "the ZINB loss");
+        if (!std::isfinite(l.kl)) good.diverged("finetune", epoch + 1, "the KL loss");
         opt.step(policy, m.all_parameters());
         zinb += l.zinb * static_cast<double>(rows.size());
         kl += l.kl * static_cast<double>(rows.size());
         seen += static_cast<index_t>(rows.size());
       }
-      if (!examples::all_finite(m.all_parameters())) diverged("finetune", epoch + 1, "a parameter");
-      good.take(m.all_parameters());
+      if (!examples::all_finite(m.all_parameters())) good.diverged("finetune", epoch + 1, "a parameter");
+      good.save();
       result.finetune_epochs = epoch + 1;
       result.final_zinb = zinb / static_cast<double>(seen);
       result.final_kl = kl / static_cast<double>(seen);
@@ -848,14 +838,14 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
       pr.zinb = result.final_zinb;
       pr.kl = result.final_kl;
       pr.labels_changed = fraction;
-      score(labels, pr.ari, pr.nmi);
+      examples::score_labels(data.labels, labels, pr.ari, pr.nmi);
       pr.seconds = seconds();
       pr.epoch_seconds = seconds() - epoch_start;
       notify(pr);
     }
   }
   result.labels = assign();
-  score(result.labels, result.ari, result.nmi);
+  examples::score_labels(data.labels, result.labels, result.ari, result.nmi);
   result.finetune_seconds = seconds() - result.pretrain_seconds - result.kmeans_seconds;
   return result;
 }

@@ -620,21 +620,7 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, const 
     return in;
   };
 
-  examples::snapshot<T> good;
-  good.take(m.all_parameters());
-  auto save_good = [&] {
-    good.take(m.all_parameters());
-    if (!cfg.checkpoint.empty()) nn::save_parameters(cfg.checkpoint, m.all_parameters());
-  };
-  auto diverged = [&](const char* phase, int epoch, const std::string& what) {
-    good.restore(m.all_parameters());
-    throw training_diverged(phase, epoch, what);
-  };
-  auto score = [&](const std::vector<index_t>& labels, std::optional<double>& ari, std::optional<double>& nmi) {
-    if (data.labels.empty()) return;
-    ari = cellkit::metrics::adjusted_rand_index(data.labels, labels);
-    nmi = cellkit::metrics::normalized_mutual_info(data.labels, labels);
-  };
+  examples::last_good_epoch<T> good(m.all_parameters(), cfg.checkpoint);
   // One optimiser step on one augmented pair; layer errors on produced values are a divergence.
   auto run_step = [&](const char* phase, int epoch, auto& opt, const nn::parameter_list<T>& params,
                       std::optional<matrix_view<const T>> target) {
@@ -647,13 +633,13 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, const 
       throw;
     } catch (const cellkit::invalid_argument& e) {
       // the inputs were checked up front: a rejected value here was produced by the training
-      diverged(phase, epoch, std::string("a layer output (") + e.what() + ")");
+      good.diverged(phase, epoch, std::string("a layer output (") + e.what() + ")");
     }
     const double total = l.total(cfg.weights);
-    if (!std::isfinite(total)) diverged(phase, epoch, "the loss");
+    if (!std::isfinite(total)) good.diverged(phase, epoch, "the loss");
     opt.step(policy, params);
-    if (!examples::all_finite(params)) diverged(phase, epoch, "a parameter");
-    save_good();
+    if (!examples::all_finite(params)) good.diverged(phase, epoch, "a parameter");
+    good.save();
     progress pr;
     pr.phase = phase;
     pr.epoch = epoch;
@@ -684,17 +670,17 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, const 
   result.latent = host_buffer<T>(n * m.latent());
   auto latent = result.latent.as_matrix(n, m.latent());
   m.embed(policy, clean_1, clean_2, ws, latent);
-  if (!examples::all_finite(m.network_parameters())) diverged("kmeans", 0, "a parameter");
+  if (!examples::all_finite(m.network_parameters())) good.diverged("kmeans", 0, "a parameter");
   for (index_t e = 0; e < n * m.latent(); ++e)
-    if (!std::isfinite(latent.data()[e])) diverged("kmeans", 0, "the latent embedding");
+    if (!std::isfinite(latent.data()[e])) good.diverged("kmeans", 0, "the latent embedding");
   {
     auto km = cellkit::cluster::kmeans(policy, matrix_view<const T>(latent),
                                        {.k = k, .n_init = cfg.kmeans_restarts, .seed = cfg.seed});
     std::copy(km.centres.begin(), km.centres.end(), m.centres().data());
     result.kmeans_labels = km.labels;
     std::optional<double> nmi;
-    score(km.labels, result.kmeans_ari, nmi);
-    save_good();
+    examples::score_labels(data.labels, km.labels, result.kmeans_ari, nmi);
+    good.save();
     progress pr;
     pr.phase = "kmeans";
     pr.ari = result.kmeans_ari;
@@ -731,13 +717,13 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, const 
       auto pr = run_step("train", epoch, opt, m.all_parameters(), matrix_view<const T>(p.as_matrix(n, k)));
       result.train_epochs = epoch;
       pr.labels_changed = fraction;
-      score(labels, pr.ari, pr.nmi);
+      examples::score_labels(data.labels, labels, pr.ari, pr.nmi);
       pr.seconds = seconds();
       notify(pr);
     }
   }
   result.labels = assign();
-  score(result.labels, result.ari, result.nmi);
+  examples::score_labels(data.labels, result.labels, result.ari, result.nmi);
   result.train_seconds = seconds() - result.pretrain_seconds - result.kmeans_seconds;
   return result;
 }
