@@ -14,23 +14,19 @@
 
 #include "../common/cli.hpp"
 #include "../common/counts.hpp"
+#include "../common/run.hpp"
 #include "model.hpp"
-
-#include <cellkit/io/dataset.hpp>
-#include <cellkit/likelihood/simulate.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
-#include <set>
 #include <string>
 #include <vector>
 
 namespace {
 
 using cellkit::index_t;
-using examples::pending_file;
 
 struct options {
   std::string data;
@@ -116,55 +112,19 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-void write_matrix(const std::filesystem::path& path, const std::vector<index_t>& cells, const float* values,
-                  index_t cols, const char* prefix) {
-  pending_file f(path);
-  auto& s = f.stream();
-  s << "cell";
-  for (index_t j = 0; j < cols; ++j) s << '\t' << prefix << j;
-  s << '\n';
-  for (std::size_t i = 0; i < cells.size(); ++i) {
-    s << cells[i];
-    for (index_t j = 0; j < cols; ++j) s << '\t' << values[i * static_cast<std::size_t>(cols) + j];
-    s << '\n';
-  }
-  f.commit();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   options opt = parse(argc, argv);
   try {
     cellkit::openmp policy{opt.threads};
-    cellkit::csr_matrix<float> counts;
-    std::vector<index_t> labels;
-    std::string name;
-    if (opt.data.empty()) {
-      std::fprintf(stderr, "no DATA given: simulating %lld cells x 2000 genes in 6 cell types (seed %llu)\n",
-                   static_cast<long long>(opt.cells), static_cast<unsigned long long>(opt.train.seed));
-      auto sim = cellkit::likelihood::simulate_counts<float>(
-          policy,
-          {.cells = opt.cells, .genes = 2000, .groups = 6, .de_prob = 0.1, .de_loc = 0.8, .seed = opt.train.seed + 1});
-      counts = std::move(sim.counts);
-      labels.assign(sim.labels.begin(), sim.labels.end());
-      name = "simulated";
-    } else {
-      std::fprintf(stderr, "reading %s\n", opt.data.c_str());
-      auto d = cellkit::io::load_dataset<float>(opt.data, {.require_counts = true});
-      counts = std::move(d.counts);
-      if (d.labels) labels = d.labels->codes;
-      name = d.name;
-    }
-    auto prep = examples::prepare_counts(policy, counts, labels, opt.hvg);
+    auto input = examples::read_or_simulate(policy, opt.data, opt.cells, opt.train.seed);
+    auto prep = examples::prepare_counts(policy, input.counts, input.labels, opt.hvg);
     auto& data = prep.data;
-    index_t k = opt.k;
-    if (k == 0)
-      k = data.labels.empty() ? 8
-                              : static_cast<index_t>(std::set<index_t>(data.labels.begin(), data.labels.end()).size());
-    std::fprintf(stderr, "%s: %lld cells x %lld genes%s, K = %lld\n", name.c_str(), static_cast<long long>(data.cells),
-                 static_cast<long long>(data.genes), prep.hvg_applied ? " (highly variable)" : "",
-                 static_cast<long long>(k));
+    const index_t k = examples::choose_clusters(opt.k, data.labels);
+    std::fprintf(stderr, "%s: %lld cells x %lld genes%s, K = %lld\n", input.name.c_str(),
+                 static_cast<long long>(data.cells), static_cast<long long>(data.genes),
+                 prep.hvg_applied ? " (highly variable)" : "", static_cast<long long>(k));
     opt.train.clusters = k;
     scdefer::model<float> model(data.genes, k, opt.train.arch, opt.train.seed);
     auto report = [&](const scdefer::progress& p) {
@@ -187,18 +147,9 @@ int main(int argc, char** argv) {
 
     std::filesystem::create_directories(opt.out);
     const auto dir = std::filesystem::path(opt.out);
-    write_matrix(dir / "latent.tsv", prep.kept_cells, r.latent.data(), model.latent(), "z");
-    write_matrix(dir / "soft_assignment.tsv", prep.kept_cells, r.q.data(), k, "q");
-    {
-      pending_file f(dir / "labels.tsv");
-      f.stream() << "cell\tlabel\tkmeans_label" << (data.labels.empty() ? "" : "\ttrue_label") << '\n';
-      for (index_t i = 0; i < data.cells; ++i) {
-        f.stream() << prep.kept_cells[i] << '\t' << r.labels[i] << '\t' << r.kmeans_labels[i];
-        if (!data.labels.empty()) f.stream() << '\t' << data.labels[i];
-        f.stream() << '\n';
-      }
-      f.commit();
-    }
+    examples::write_matrix(dir / "latent.tsv", prep.kept_cells, r.latent.data(), model.latent(), "z");
+    examples::write_matrix(dir / "soft_assignment.tsv", prep.kept_cells, r.q.data(), k, "q");
+    examples::write_labels(dir / "labels.tsv", prep.kept_cells, r.labels, r.kmeans_labels, data.labels);
     std::printf(
         "cells %lld  genes %lld  K %lld  graph %lld edges %.1f s  pretrain %d epochs %.1f s  kmeans %.1f s  "
         "train %d epochs %.1f s\n",

@@ -15,23 +15,18 @@
 // writes latent.tsv. Exit status 1 on bad input or divergence, 2 on usage.
 
 #include "../common/cli.hpp"
+#include "../common/run.hpp"
 #include "data.hpp"
 #include "model.hpp"
-
-#include <cellkit/io/dataset.hpp>
-#include <cellkit/likelihood/simulate.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
-#include <set>
 #include <string>
 #include <vector>
 
 namespace {
-
-using examples::pending_file;
 
 using cellkit::index_t;
 
@@ -129,57 +124,19 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-void write_matrix(const std::filesystem::path& path, const std::vector<index_t>& cells, const float* values,
-                  index_t cols, const char* prefix) {
-  pending_file f(path);
-  auto& s = f.stream();
-  s << "cell";
-  for (index_t j = 0; j < cols; ++j) s << '\t' << prefix << j;
-  s << '\n';
-  for (std::size_t i = 0; i < cells.size(); ++i) {
-    s << cells[i];
-    for (index_t j = 0; j < cols; ++j) s << '\t' << values[i * static_cast<std::size_t>(cols) + j];
-    s << '\n';
-  }
-  f.commit();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   options opt = parse(argc, argv);
   try {
     cellkit::openmp policy{opt.threads};
-    cellkit::csr_matrix<float> counts;
-    std::vector<index_t> labels;
-    std::string name;
-    if (opt.data.empty()) {
-      std::fprintf(stderr, "no DATA given: simulating %lld cells x 2000 genes in 6 cell types (seed %llu)\n",
-                   static_cast<long long>(opt.cells), static_cast<unsigned long long>(opt.train.seed));
-      auto sim = cellkit::likelihood::simulate_counts<float>(
-          policy,
-          {.cells = opt.cells, .genes = 2000, .groups = 6, .de_prob = 0.1, .de_loc = 0.8, .seed = opt.train.seed + 1});
-      counts = std::move(sim.counts);
-      labels.assign(sim.labels.begin(), sim.labels.end());
-      name = "simulated";
-    } else {
-      std::fprintf(stderr, "reading %s\n", opt.data.c_str());
-      cellkit::io::dataset_params read;  // the other fields at their defaults
-      read.require_counts = true;
-      auto d = cellkit::io::load_dataset<float>(opt.data, read);
-      counts = std::move(d.counts);
-      if (d.labels) labels = d.labels->codes;
-      name = d.name;
-    }
-    auto prep = scgpcl::prepare_counts(policy, counts, labels, opt.hvg);
+    auto input = examples::read_or_simulate(policy, opt.data, opt.cells, opt.train.seed);
+    auto prep = scgpcl::prepare_counts(policy, input.counts, input.labels, opt.hvg);
     auto& data = prep.data;
-    index_t k = opt.k;
-    if (k == 0)
-      k = data.labels.empty() ? 8
-                              : static_cast<index_t>(std::set<index_t>(data.labels.begin(), data.labels.end()).size());
-    std::fprintf(stderr, "%s: %lld cells x %lld genes%s, K = %lld\n", name.c_str(), static_cast<long long>(data.cells),
-                 static_cast<long long>(data.genes), prep.hvg_applied ? " (highly variable)" : "",
-                 static_cast<long long>(k));
+    const index_t k = examples::choose_clusters(opt.k, data.labels);
+    std::fprintf(stderr, "%s: %lld cells x %lld genes%s, K = %lld\n", input.name.c_str(),
+                 static_cast<long long>(data.cells), static_cast<long long>(data.genes),
+                 prep.hvg_applied ? " (highly variable)" : "", static_cast<long long>(k));
     opt.train.clusters = k;
     scgpcl::model<float> model(data.genes, k, opt.train.arch, opt.train.seed);
     auto report = [&](const scgpcl::progress& p) {
@@ -199,7 +156,7 @@ int main(int argc, char** argv) {
 
     std::filesystem::create_directories(opt.out);
     const auto dir = std::filesystem::path(opt.out);
-    write_matrix(dir / "latent.tsv", prep.kept_cells, r.latent.data(), model.latent(), "h");
+    examples::write_matrix(dir / "latent.tsv", prep.kept_cells, r.latent.data(), model.latent(), "h");
     if (opt.train.pretrain_only) {
       std::printf("cells %lld  genes %lld  pretrain %d epochs  %.3f s per epoch (training steps)  %.1f s total\n",
                   static_cast<long long>(data.cells), static_cast<long long>(data.genes), r.pretrain_epochs,
@@ -208,17 +165,8 @@ int main(int argc, char** argv) {
       std::printf("wrote %s/latent.tsv\n", opt.out.c_str());
       return 0;
     }
-    write_matrix(dir / "soft_assignment.tsv", prep.kept_cells, r.q.data(), k, "q");
-    {
-      pending_file f(dir / "labels.tsv");
-      f.stream() << "cell\tlabel\tkmeans_label" << (data.labels.empty() ? "" : "\ttrue_label") << '\n';
-      for (index_t i = 0; i < data.cells; ++i) {
-        f.stream() << prep.kept_cells[i] << '\t' << r.labels[i] << '\t' << r.kmeans_labels[i];
-        if (!data.labels.empty()) f.stream() << '\t' << data.labels[i];
-        f.stream() << '\n';
-      }
-      f.commit();
-    }
+    examples::write_matrix(dir / "soft_assignment.tsv", prep.kept_cells, r.q.data(), k, "q");
+    examples::write_labels(dir / "labels.tsv", prep.kept_cells, r.labels, r.kmeans_labels, data.labels);
     std::printf(
         "cells %lld  genes %lld  K %lld  pretrain %d epochs%s %.1f s (%.3f s per epoch)  kmeans %.1f s  finetune %d "
         "epochs %.1f s%s\n",
