@@ -3,10 +3,6 @@
 
 #include "../../examples/dec_zinb/model.hpp"
 
-#include <cellkit/likelihood/simulate.hpp>
-#include <cellkit/preprocess/normalize.hpp>
-#include <cellkit/preprocess/scale.hpp>
-
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -14,34 +10,10 @@
 #include <numeric>
 #include <vector>
 
+#include "examples/simulated_counts.hpp"
 #include "support/test_support.hpp"
 
 using namespace cellkit;
-
-namespace {
-
-/// Small simulated counts with clear groups, prepared as the example prepares real data.
-template <class T>
-dec_zinb::training_data<T> simulated(index_t cells, index_t genes, int groups, std::uint64_t seed) {
-  auto sim = likelihood::simulate_counts<T>(
-      serial{}, {.cells = cells, .genes = genes, .groups = groups, .de_prob = 0.3, .de_loc = 1.5, .seed = seed});
-  dec_zinb::training_data<T> d;
-  d.cells = cells;
-  d.genes = genes;
-  d.counts = host_buffer<T>(cells * genes);
-  auto v = sim.counts.view();
-  for (index_t i = 0; i < cells; ++i)
-    for (index_t p = v.row_begin(i); p < v.row_end(i); ++p) d.counts[i * genes + v.indices()[p]] = v.values()[p];
-  auto norm = preprocess::normalize_total(serial{}, sim.counts.view());
-  preprocess::log1p(serial{}, sim.counts.view());
-  d.size_factors.assign(norm.size_factors.begin(), norm.size_factors.end());
-  d.features = host_buffer<T>(cells * genes);
-  preprocess::scale(serial{}, sim.counts.view(), d.features.as_matrix(cells, genes));
-  d.labels.assign(sim.labels.begin(), sim.labels.end());
-  return d;
-}
-
-}  // namespace
 
 TEST_CASE("dec_zinb: one full step's gradients (ZINB + gamma KL, every parameter) match central differences") {
   const index_t cells = 9, genes = 6, k = 3;
@@ -97,7 +69,7 @@ TEST_CASE("dec_zinb: one full step's gradients (ZINB + gamma KL, every parameter
 }
 
 TEST_CASE("dec_zinb: a short training run lowers the loss and recovers the groups") {
-  auto d = simulated<float>(600, 200, 3, 5);
+  auto d = examples_test::simulated<float>(600, 200, 3, 5);
   dec_zinb::train_config cfg;
   cfg.clusters = 3;
   cfg.arch = {.hidden = {64, 16}, .latent = 8};
@@ -128,7 +100,7 @@ TEST_CASE("dec_zinb: a short training run lowers the loss and recovers the group
 }
 
 TEST_CASE("dec_zinb: bad input is refused before training, divergence restores the last good epoch") {
-  auto d = simulated<float>(40, 30, 2, 9);
+  auto d = examples_test::simulated<float>(40, 30, 2, 9);
   dec_zinb::train_config cfg;
   cfg.clusters = 2;
   cfg.arch = {.hidden = {8}, .latent = 3};
@@ -157,7 +129,7 @@ TEST_CASE("dec_zinb: bad input is refused before training, divergence restores t
     d.features = host_buffer<float>(40 * 29);
     CHECK_THROWS_AS(dec_zinb::train(serial{}, d, m, cfg), dimension_mismatch);
     dec_zinb::model<float> other(29, 2, cfg.arch, 1);
-    auto good = simulated<float>(40, 30, 2, 9);
+    auto good = examples_test::simulated<float>(40, 30, 2, 9);
     CHECK_THROWS_WITH_AS(dec_zinb::train(serial{}, good, other, cfg), doctest::Contains("built for 29 genes"),
                          invalid_argument);
   }

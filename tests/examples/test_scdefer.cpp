@@ -3,42 +3,18 @@
 
 #include "../../examples/scdefer/model.hpp"
 
-#include <cellkit/likelihood/simulate.hpp>
-#include <cellkit/preprocess/normalize.hpp>
-#include <cellkit/preprocess/scale.hpp>
-
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <vector>
 
+#include "examples/simulated_counts.hpp"
 #include "support/test_support.hpp"
 
 using namespace cellkit;
 
 namespace {
-
-/// Small simulated counts with clear groups, prepared as the example prepares real data.
-template <class T>
-scdefer::training_data<T> simulated(index_t cells, index_t genes, int groups, std::uint64_t seed) {
-  auto sim = likelihood::simulate_counts<T>(
-      serial{}, {.cells = cells, .genes = genes, .groups = groups, .de_prob = 0.3, .de_loc = 1.5, .seed = seed});
-  scdefer::training_data<T> d;
-  d.cells = cells;
-  d.genes = genes;
-  d.counts = host_buffer<T>(cells * genes);
-  auto v = sim.counts.view();
-  for (index_t i = 0; i < cells; ++i)
-    for (index_t p = v.row_begin(i); p < v.row_end(i); ++p) d.counts[i * genes + v.indices()[p]] = v.values()[p];
-  auto norm = preprocess::normalize_total(serial{}, sim.counts.view());
-  preprocess::log1p(serial{}, sim.counts.view());
-  d.size_factors.assign(norm.size_factors.begin(), norm.size_factors.end());
-  d.features = host_buffer<T>(cells * genes);
-  preprocess::scale(serial{}, sim.counts.view(), d.features.as_matrix(cells, genes));
-  d.labels.assign(sim.labels.begin(), sim.labels.end());
-  return d;
-}
 
 /// Fixed row-stochastic targets for the gradient check.
 std::vector<double> fixed_target(index_t cells, index_t k, int shift) {
@@ -117,7 +93,7 @@ TEST_CASE(
 }
 
 TEST_CASE("scdefer: pre-training and training lower the loss and recover the groups; reruns are bit-identical") {
-  auto d = simulated<float>(300, 150, 3, 5);
+  auto d = examples_test::simulated<float>(300, 150, 3, 5);
   scdefer::train_config cfg;
   cfg.clusters = 3;
   cfg.arch = {.hidden = {64, 16, 8}, .hops = 2, .fusion = 0.1};
@@ -149,7 +125,7 @@ TEST_CASE("scdefer: pre-training and training lower the loss and recover the gro
 }
 
 TEST_CASE("scdefer: bad input and divergence") {
-  auto d = simulated<float>(40, 30, 2, 9);
+  auto d = examples_test::simulated<float>(40, 30, 2, 9);
   scdefer::train_config cfg;
   cfg.clusters = 2;
   cfg.arch = {.hidden = {8, 4, 2}};

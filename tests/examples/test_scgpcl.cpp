@@ -4,10 +4,6 @@
 
 #include "../../examples/scgpcl/model.hpp"
 
-#include <cellkit/likelihood/simulate.hpp>
-#include <cellkit/preprocess/normalize.hpp>
-#include <cellkit/preprocess/scale.hpp>
-
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -16,32 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "examples/simulated_counts.hpp"
 #include "support/test_support.hpp"
 
 using namespace cellkit;
 
 namespace {
-
-/// Small simulated counts with clear groups, prepared as the example prepares real data.
-template <class T>
-scgpcl::training_data<T> simulated(index_t cells, index_t genes, int groups, std::uint64_t seed) {
-  auto sim = likelihood::simulate_counts<T>(
-      serial{}, {.cells = cells, .genes = genes, .groups = groups, .de_prob = 0.3, .de_loc = 1.5, .seed = seed});
-  scgpcl::training_data<T> d;
-  d.cells = cells;
-  d.genes = genes;
-  d.counts = host_buffer<T>(cells * genes);
-  auto v = sim.counts.view();
-  for (index_t i = 0; i < cells; ++i)
-    for (index_t p = v.row_begin(i); p < v.row_end(i); ++p) d.counts[i * genes + v.indices()[p]] = v.values()[p];
-  auto norm = preprocess::normalize_total(serial{}, sim.counts.view());
-  preprocess::log1p(serial{}, sim.counts.view());
-  d.size_factors.assign(norm.size_factors.begin(), norm.size_factors.end());
-  d.features = host_buffer<T>(cells * genes);
-  preprocess::scale(serial{}, sim.counts.view(), d.features.as_matrix(cells, genes));
-  d.labels.assign(sim.labels.begin(), sim.labels.end());
-  return d;
-}
 
 /// 9 cells x 6 genes of small counts (every cell expresses some genes), in double.
 scgpcl::training_data<double> tiny_data() {
@@ -142,7 +118,7 @@ TEST_CASE(
 }
 
 TEST_CASE("scgpcl: a short training run lowers the losses and recovers the groups, bit for bit reproducibly") {
-  auto d = simulated<float>(600, 200, 3, 5);
+  auto d = examples_test::simulated<float>(600, 200, 3, 5);
   scgpcl::train_config cfg;
   cfg.clusters = 3;
   cfg.arch = {.gene_embedding = 16, .hidden = {32}, .latent = 8};
@@ -185,7 +161,7 @@ TEST_CASE("scgpcl: a short training run lowers the losses and recovers the group
 }
 
 TEST_CASE("scgpcl: bad input is refused with the input named; divergence restores the last good epoch") {
-  auto d = simulated<float>(40, 30, 2, 9);
+  auto d = examples_test::simulated<float>(40, 30, 2, 9);
   scgpcl::train_config cfg;
   cfg.clusters = 2;
   cfg.arch = {.gene_embedding = 4, .hidden = {8}, .latent = 3};

@@ -4,10 +4,6 @@
 #include "../../examples/scsiameseclu/data.hpp"
 #include "../../examples/scsiameseclu/model.hpp"
 
-#include <cellkit/likelihood/simulate.hpp>
-#include <cellkit/preprocess/normalize.hpp>
-#include <cellkit/preprocess/scale.hpp>
-
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -15,33 +11,13 @@
 #include <numeric>
 #include <vector>
 
+#include "examples/simulated_counts.hpp"
 #include "support/test_support.hpp"
 
 using namespace cellkit;
 namespace ssc = scsiameseclu;
 
 namespace {
-
-/// Small simulated counts with clear groups, prepared as the example prepares real data.
-template <class T>
-ssc::training_data<T> simulated(index_t cells, index_t genes, int groups, std::uint64_t seed) {
-  auto sim = likelihood::simulate_counts<T>(
-      serial{}, {.cells = cells, .genes = genes, .groups = groups, .de_prob = 0.3, .de_loc = 1.5, .seed = seed});
-  ssc::training_data<T> d;
-  d.cells = cells;
-  d.genes = genes;
-  d.counts = host_buffer<T>(cells * genes);
-  auto v = sim.counts.view();
-  for (index_t i = 0; i < cells; ++i)
-    for (index_t p = v.row_begin(i); p < v.row_end(i); ++p) d.counts[i * genes + v.indices()[p]] = v.values()[p];
-  auto norm = preprocess::normalize_total(serial{}, sim.counts.view());
-  preprocess::log1p(serial{}, sim.counts.view());
-  d.size_factors.assign(norm.size_factors.begin(), norm.size_factors.end());
-  d.features = host_buffer<T>(cells * genes);
-  preprocess::scale(serial{}, sim.counts.view(), d.features.as_matrix(cells, genes));
-  d.labels.assign(sim.labels.begin(), sim.labels.end());
-  return d;
-}
 
 /// A ring of n nodes with chords i -- i + 3: symmetric, unit weights, no self-loops.
 template <class T>
@@ -136,7 +112,7 @@ TEST_CASE("scsiameseclu: one full step's gradients (every loss term, every param
 }
 
 TEST_CASE("scsiameseclu: a short training run lowers the loss and recovers the groups") {
-  auto d = simulated<float>(300, 200, 3, 5);
+  auto d = examples_test::simulated<float>(300, 200, 3, 5);
   auto knn = ssc::cell_graph(serial{}, d, {.neighbours = 10, .components = 20});
   ssc::train_config cfg;
   cfg.clusters = 3;
@@ -166,7 +142,7 @@ TEST_CASE("scsiameseclu: a short training run lowers the loss and recovers the g
 }
 
 TEST_CASE("scsiameseclu: bad input is refused with the input named, divergence restores the last good epoch") {
-  auto d = simulated<float>(40, 30, 2, 9);
+  auto d = examples_test::simulated<float>(40, 30, 2, 9);
   auto knn = ring_graph<float>(40);
   ssc::train_config cfg;
   cfg.clusters = 2;
@@ -206,7 +182,7 @@ TEST_CASE("scsiameseclu: bad input is refused with the input named, divergence r
     cfg.sinkhorn_epsilon = 0;
     CHECK_THROWS_WITH_AS(ssc::train(serial{}, d, knn, m, cfg), doctest::Contains("sinkhorn_epsilon"), invalid_argument);
     // representable, but Z / tau overflows once the embedding is large: caught in the step
-    auto big = simulated<float>(40, 30, 2, 9);
+    auto big = examples_test::simulated<float>(40, 30, 2, 9);
     for (index_t e = 0; e < 40 * 30; ++e) big.features[e] *= 1e12f;
     auto a_hat = normalised(knn);
     ssc::step_inputs<float> in;
