@@ -252,6 +252,99 @@ TEST_CASE("results are bit-identical for serial, openmp{2} and openmp{3}; float 
   }
 }
 
+TEST_CASE("pruned full-covariance EM equals the dense pass to rounding") {
+  const index_t n = 5003, d = 6, k = 6;  // 3 chunks of 2048 rows
+  const auto x = blobs(n, d, k, 8.0, 23);
+  const ck::gmm_params<double> pruned_params{.k = k, .tol = 0, .max_iter = 12, .n_init = 2, .seed = 9};
+  auto dense_params = pruned_params;
+  dense_params.prune = false;
+  const auto pruned = ck::gmm_fit(openmp{2}, cview(x, n, d), pruned_params);
+  const auto dense = ck::gmm_fit(openmp{2}, cview(x, n, d), dense_params);
+  CHECK(pruned.n_iter == dense.n_iter);
+  CHECK(test::close(pruned.lower_bound, dense.lower_bound, 1e-12));
+  CHECK(close_array(pruned.weights, dense.weights, 1e-10));
+  CHECK(close_array(pruned.means, dense.means, 1e-10));
+  CHECK(close_array(pruned.covariances, dense.covariances, 1e-10));
+  for (int threads : {1, 3}) {  // still bit-identical across thread counts
+    const auto other = ck::gmm_fit(openmp{threads}, cview(x, n, d), pruned_params);
+    CHECK(other.means == pruned.means);
+    CHECK(other.covariances == pruned.covariances);
+    CHECK(other.lower_bound == pruned.lower_bound);
+  }
+
+  // The pass itself: on separated blobs it prunes (returns a result under the default fraction),
+  // every statistic equals the dense pass's, and every skipped pair is more than 50 nats down.
+  auto data = ck::detail::gmm_prepare<double>(2, cview(x, n, d), "test");
+  const auto fitted = ck::detail::gmm_fit_prepared(data, pruned_params, "test");
+  CHECK(fitted.last_pass_pruned);
+  const auto coef = ck::detail::make_coefficients<double>(fitted.state);
+  std::vector<double> dense_wlp(static_cast<std::size_t>(n * k)), pruned_wlp(dense_wlp.size());
+  std::vector<double> dense_norm(static_cast<std::size_t>(n));
+  const auto reference =
+      ck::detail::gmm_pass(data, ck::gmm_covariance::full, k, &coef, true, nullptr,
+                           [&](index_t first, index_t count, const double* wlp, const double* log_norm, const double*) {
+                             std::copy(wlp, wlp + count * k, dense_wlp.begin() + first * k);
+                             std::copy(log_norm, log_norm + count, dense_norm.begin() + first);
+                           });
+  const auto pass = ck::detail::gmm_pruned_pass(
+      data, fitted.state, true, [&](index_t first, index_t count, const double* wlp, const double*, const double*) {
+        std::copy(wlp, wlp + count * k, pruned_wlp.begin() + first * k);
+      });
+  REQUIRE(pass.has_value());
+  CHECK(test::close(pass->log_likelihood, reference.log_likelihood, 1e-13));
+  CHECK(close_array(pass->stats, reference.stats, 1e-11));
+  CHECK(close_array(pass->nk, reference.nk, 1e-11));
+  index_t skipped = 0;
+  double worst_kept = 0;
+  bool skipped_far = true;
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < k; ++j) {
+      const auto e = static_cast<std::size_t>(i * k + j);
+      if (pruned_wlp[e] == -std::numeric_limits<double>::infinity()) {
+        ++skipped;
+        skipped_far = skipped_far && dense_wlp[e] < dense_norm[static_cast<std::size_t>(i)] - 50.0;
+      } else {
+        worst_kept =
+            std::max(worst_kept, std::fabs(pruned_wlp[e] - dense_wlp[e]) / std::max(1.0, std::fabs(dense_wlp[e])));
+      }
+    }
+  CHECK(skipped > n * (k - 2));  // most pairs are skipped on these blobs
+  CHECK(skipped_far);
+  CHECK(worst_kept < 1e-11);
+  // Asked to evaluate no more than 1 / (2 k) of the pairs (less than one per cell), it declines.
+  CHECK_FALSE(ck::detail::gmm_pruned_pass(
+                  data, fitted.state, false, [](auto...) {}, 0.5 / k)
+                  .has_value());
+
+  // Overlapping components: the bound rules little out, the fit falls back to the dense pass and
+  // still agrees; the sweep's table does not depend on the setting either.
+  const auto overlapping = blobs(n, d, k, 0.3, 29);
+  const auto a = ck::gmm_fit(openmp{2}, cview(overlapping, n, d), pruned_params);
+  const auto b = ck::gmm_fit(openmp{2}, cview(overlapping, n, d), dense_params);
+  CHECK(test::close(a.lower_bound, b.lower_bound, 1e-12));
+  CHECK(close_array(a.means, b.means, 1e-9));
+  ck::gmm_select_params<double> sweep_params{.k_min = 2, .k_max = 8, .fit = {.seed = 4}};
+  const auto sweep_pruned = ck::gmm_select(openmp{2}, cview(x, n, d), sweep_params);
+  sweep_params.fit.prune = false;
+  const auto sweep_dense = ck::gmm_select(openmp{2}, cview(x, n, d), sweep_params);
+  REQUIRE(sweep_pruned.table.size() == sweep_dense.table.size());
+  for (std::size_t r = 0; r < sweep_pruned.table.size(); ++r) {
+    CHECK(sweep_pruned.table[r].n_iter == sweep_dense.table[r].n_iter);
+    CHECK(test::close(sweep_pruned.table[r].bic, sweep_dense.table[r].bic, 1e-12));
+  }
+  CHECK(sweep_pruned.best.k == k);
+
+  // float data: the pruned pass in float agrees with the dense float pass.
+  const std::vector<float> xf(x.begin(), x.end());
+  const ck::gmm_params<float> float_params{.k = k, .tol = 0, .max_iter = 12, .seed = 9};
+  auto float_dense = float_params;
+  float_dense.prune = false;
+  const auto pf = ck::gmm_fit(openmp{2}, cview(xf, n, d), float_params);
+  const auto df = ck::gmm_fit(openmp{2}, cview(xf, n, d), float_dense);
+  CHECK(pf.lower_bound == doctest::Approx(df.lower_bound).epsilon(1e-6));
+  CHECK(close_array(pf.means, df.means, 1e-4));
+}
+
 TEST_CASE("initialisations, restarts and warm start") {
   const index_t n = 900, d = 3, k = 3;
   std::vector<index_t> truth;

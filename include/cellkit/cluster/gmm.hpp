@@ -26,6 +26,14 @@
 /// `philox_engine(seed, stream, restart * N + i)` (streams in gmm_model.hpp): results depend on
 /// (seed, data, params) only, never on the policy or thread count.
 ///
+/// ## Speed
+///
+/// Both EM steps are GEMMs over quadratic features (docs/gmm.md). For full covariances, pairs
+/// (cell, component) that a bound proves to lie more than 50 nats below the cell's best component
+/// are skipped (responsibility 0 instead of < 2e-22; `gmm_params::prune`, on by default); the fit
+/// falls back to evaluating every pair while more than 35 % of them would be evaluated. Queries on
+/// a fitted model evaluate every pair.
+///
 /// ## Robustness (nothing singular throws)
 ///
 /// - A covariance that is not positive definite (duplicate points, d above the points of a
@@ -66,6 +74,7 @@
 #include <cellkit/cluster/common.hpp>
 #include <cellkit/cluster/detail/gmm_impl.hpp>
 #include <cellkit/cluster/detail/gmm_linalg.hpp>
+#include <cellkit/cluster/detail/gmm_pruned.hpp>
 #include <cellkit/cluster/detail/parallel.hpp>
 #include <cellkit/cluster/gmm_model.hpp>
 #include <cellkit/cluster/kmeans.hpp>
@@ -118,7 +127,8 @@ namespace detail {
 template <class T>
 struct gmm_fit_output {
   gmm_model model;
-  gmm_state state;  // the returned parameters in the centred coordinates of the data
+  gmm_state state;                // the returned parameters in the centred coordinates of the data
+  bool last_pass_pruned = false;  // its last E-step ran the pruned pass (so scoring it should too)
 };
 
 template <class T>
@@ -371,11 +381,24 @@ gmm_fit_output<T> gmm_fit_prepared(gmm_data<T>& data, const gmm_params<T>& param
 
     stop_reason reason = stop_reason::max_iterations;
     int iteration = 0;
+    int dense_until = 0;  // the dense pass runs before this iteration (after a pruned pass evaluated too much)
+    bool last_pruned = false;
     for (iteration = 1; iteration <= params.max_iter; ++iteration) {
       const double previous = lb;
-      const auto coef = make_coefficients<T>(s);
-      const auto pass = gmm_pass(data, type, k, &coef, true, nullptr,
-                                 [](index_t, index_t, const double*, const double*, const T*) {});
+      gmm_pass_result pass;
+      std::optional<gmm_pass_result> pruned;
+      if (type == gmm_covariance::full && params.prune && k >= gmm_prune_min_k && iteration >= dense_until) {
+        pruned = gmm_pruned_pass(data, s, true, [](index_t, index_t, const double*, const double*, const T*) {});
+        if (!pruned) dense_until = iteration + 5;
+      }
+      last_pruned = pruned.has_value();
+      if (pruned) {
+        pass = std::move(*pruned);
+      } else {
+        const auto coef = make_coefficients<T>(s);
+        pass = gmm_pass(data, type, k, &coef, true, nullptr,
+                        [](index_t, index_t, const double*, const double*, const T*) {});
+      }
       lb = pass.log_likelihood / static_cast<double>(n);
       if (!std::isfinite(lb)) {
         reason = stop_reason::numerical_error;
@@ -403,6 +426,7 @@ gmm_fit_output<T> gmm_fit_prepared(gmm_data<T>& data, const gmm_params<T>& param
       best.model.reason = reason;
       best.model.n_iter = iteration;
       best.model.best_restart = restart;
+      best.last_pass_pruned = last_pruned;
     }
   }
   state_to_model(best.state, data.centre, best.model);
@@ -413,39 +437,47 @@ gmm_fit_output<T> gmm_fit_prepared(gmm_data<T>& data, const gmm_params<T>& param
 
 /// Per-cell outputs from the E-step on prepared data with a state in its coordinates.
 template <class T>
-gmm_totals evaluate_prepared(const gmm_data<T>& data, const gmm_state& s, const gmm_outputs& out,
-                             bool want_entropy_sum) {
+gmm_totals evaluate_prepared(const gmm_data<T>& data, const gmm_state& s, const gmm_outputs& out, bool want_entropy_sum,
+                             bool prune = false) {
   const index_t k = s.k;
-  const auto coef = make_coefficients<T>(s);
   const bool need_entropy = want_entropy_sum || out.entropy.has_value();
   std::vector<double> entropy_partial(static_cast<std::size_t>(data.n), 0.0);
-  const auto pass = gmm_pass(data, s.type, k, &coef, false, nullptr,
-                             [&](index_t first, index_t count, const double* wlp, const double* log_norm, const T*) {
-                               for (index_t r = 0; r < count; ++r) {
-                                 const index_t i = first + r;
-                                 const double* w = wlp + r * k;
-                                 const double ln = log_norm[r];
-                                 if (out.log_likelihood) (*out.log_likelihood)[i] = ln;
-                                 if (out.labels) {
-                                   index_t best = 0;
-                                   for (index_t j = 1; j < k; ++j)
-                                     if (w[j] > w[best]) best = j;
-                                   (*out.labels)[i] = best;
-                                 }
-                                 if (out.memberships)
-                                   for (index_t j = 0; j < k; ++j) (*out.memberships)(i, j) = exp_flush(w[j] - ln);
-                                 if (need_entropy) {
-                                   double h = 0;
-                                   for (index_t j = 0; j < k; ++j) {
-                                     const double lr = w[j] - ln;
-                                     const double rj = exp_flush(lr);
-                                     if (rj > 0) h -= rj * lr;
-                                   }
-                                   if (out.entropy) (*out.entropy)[i] = h;
-                                   entropy_partial[static_cast<std::size_t>(i)] = h;
-                                 }
-                               }
-                             });
+  const auto on_block = [&](index_t first, index_t count, const double* wlp, const double* log_norm, const T*) {
+    for (index_t r = 0; r < count; ++r) {
+      const index_t i = first + r;
+      const double* w = wlp + r * k;
+      const double ln = log_norm[r];
+      if (out.log_likelihood) (*out.log_likelihood)[i] = ln;
+      if (out.labels) {
+        index_t best = 0;
+        for (index_t j = 1; j < k; ++j)
+          if (w[j] > w[best]) best = j;
+        (*out.labels)[i] = best;
+      }
+      if (out.memberships)
+        for (index_t j = 0; j < k; ++j) (*out.memberships)(i, j) = exp_flush(w[j] - ln);
+      if (need_entropy) {
+        double h = 0;
+        for (index_t j = 0; j < k; ++j) {
+          const double lr = w[j] - ln;
+          const double rj = exp_flush(lr);
+          if (rj > 0) h -= rj * lr;
+        }
+        if (out.entropy) (*out.entropy)[i] = h;
+        entropy_partial[static_cast<std::size_t>(i)] = h;
+      }
+    }
+  };
+  std::optional<gmm_pass_result> pruned;
+  if (prune && s.type == gmm_covariance::full && k >= gmm_prune_min_k)
+    pruned = gmm_pruned_pass(data, s, false, on_block);
+  gmm_pass_result pass;
+  if (pruned) {
+    pass = std::move(*pruned);
+  } else {
+    const auto coef = make_coefficients<T>(s);
+    pass = gmm_pass(data, s.type, k, &coef, false, nullptr, on_block);
+  }
   gmm_totals totals;
   totals.n = data.n;
   totals.log_likelihood = pass.log_likelihood;

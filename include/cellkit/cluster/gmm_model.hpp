@@ -202,6 +202,10 @@ struct gmm_params {
   /// Covariance eigenvalues are floored at max(floor_relative * mean feature variance, smallest
   /// regularisation) when a covariance is not positive definite.
   double floor_relative = 1e-10;
+  /// Full covariances: skip the (cell, component) pairs whose responsibility is provably below e^-50
+  /// (a bound from |x - m|^2 and the smallest precision eigenvalue; see docs/gmm.md). Changes no
+  /// result beyond rounding; off evaluates every pair as scikit-learn does.
+  bool prune = true;
   /// Called after every EM iteration; return false to stop (reason stopped_by_callback; no further restarts).
   std::function<bool(const gmm_progress&)> progress = {};
 };

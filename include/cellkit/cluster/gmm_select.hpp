@@ -120,7 +120,7 @@ requires is_execution_policy_v<Policy> gmm_selection<std::remove_const_t<TX>> gm
       fit_params.covariance_type = type;
       if (params.configure) params.configure(k, type, fit_params);
       auto fitted = detail::gmm_fit_prepared(data, fit_params, fn);
-      const auto totals = detail::evaluate_prepared(data, fitted.state, gmm_outputs{}, true);
+      const auto totals = detail::evaluate_prepared(data, fitted.state, gmm_outputs{}, true, fitted.last_pass_pruned);
       gmm_select_row row;
       row.k = k;
       row.covariance_type = type;

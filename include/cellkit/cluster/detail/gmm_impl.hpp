@@ -47,7 +47,7 @@
 
 namespace cellkit::cluster::detail {
 
-inline constexpr index_t gmm_block_rows = 128;
+inline constexpr index_t gmm_block_rows = 64;
 inline constexpr index_t gmm_chunk_rows = 2048;  // a multiple of gmm_block_rows
 inline constexpr double gmm_log_2pi = 1.8378770664093454836;
 
@@ -291,50 +291,60 @@ gmm_coefficients<T> make_coefficients(const gmm_state& s) {
   return c;
 }
 
-/// Feature rows f(x) (count x p) of `count` centred rows.
+/// The features of `count` centred rows, feature-major: ft is p x count, row f holding feature f of
+/// every row (quadratic features first, then the coordinates). Feature-major keeps every loop long
+/// and unit-stride, and makes the block the long side of both GEMMs of a pass.
 template <class T>
-void build_features(gmm_covariance type, const T* x, index_t count, index_t d, index_t q, T* f) {
-  const index_t p = q + d;
+void build_features(gmm_covariance type, const T* x, index_t count, index_t d, index_t q, T* ft) {
+  T* CELLKIT_RESTRICT xt = ft + q * count;  // d x count: the coordinates, transposed
   for (index_t r = 0; r < count; ++r) {
     const T* CELLKIT_RESTRICT xr = x + r * d;
-    T* CELLKIT_RESTRICT out = f + r * p;
-    switch (type) {
-      case gmm_covariance::full: {
-        index_t e = 0;
-        for (index_t a = 0; a < d; ++a) {
-          const T xa = xr[a];
-          T* CELLKIT_RESTRICT o = out + e - a;
+    for (index_t a = 0; a < d; ++a) xt[a * count + r] = xr[a];
+  }
+  switch (type) {
+    case gmm_covariance::full: {
+      index_t f = 0;
+      for (index_t a = 0; a < d; ++a) {
+        const T* CELLKIT_RESTRICT xa = xt + a * count;
+        for (index_t b = a; b < d; ++b, ++f) {
+          const T* CELLKIT_RESTRICT xb = xt + b * count;
+          T* CELLKIT_RESTRICT out = ft + f * count;
           CELLKIT_CLUSTER_SIMD
-          for (index_t b = a; b < d; ++b) o[b] = xa * xr[b];
-          e += d - a;
+          for (index_t r = 0; r < count; ++r) out[r] = xa[r] * xb[r];
         }
-        break;
       }
-      case gmm_covariance::diag:
-        CELLKIT_CLUSTER_SIMD
-        for (index_t a = 0; a < d; ++a) out[a] = xr[a] * xr[a];
-        break;
-      case gmm_covariance::spherical: {
-        T s = T(0);
-        CELLKIT_CLUSTER_SIMD_SUM(s)
-        for (index_t a = 0; a < d; ++a) s += xr[a] * xr[a];
-        out[0] = s;
-        break;
-      }
-      case gmm_covariance::tied:
-        break;
+      break;
     }
-    std::copy(xr, xr + d, out + q);
+    case gmm_covariance::diag:
+      for (index_t a = 0; a < d; ++a) {
+        const T* CELLKIT_RESTRICT xa = xt + a * count;
+        T* CELLKIT_RESTRICT out = ft + a * count;
+        CELLKIT_CLUSTER_SIMD
+        for (index_t r = 0; r < count; ++r) out[r] = xa[r] * xa[r];
+      }
+      break;
+    case gmm_covariance::spherical: {
+      T* CELLKIT_RESTRICT out = ft;
+      std::fill(out, out + count, T(0));
+      for (index_t a = 0; a < d; ++a) {
+        const T* CELLKIT_RESTRICT xa = xt + a * count;
+        CELLKIT_CLUSTER_SIMD
+        for (index_t r = 0; r < count; ++r) out[r] += xa[r] * xa[r];
+      }
+      break;
+    }
+    case gmm_covariance::tied:
+      break;
   }
 }
 
 /// Per-thread buffers of a pass.
 template <class T>
 struct gmm_scratch {
-  host_buffer<T> features;       // block x p
-  host_buffer<T> dot;            // block x k
+  host_buffer<T> features;       // p x block (feature-major)
+  host_buffer<T> dot;            // k x block
   host_buffer<T> resp;           // block x k
-  host_buffer<T> stats;          // p x k
+  host_buffer<T> stats;          // k x p
   host_buffer<T> tied;           // block x d
   std::vector<double> wlp;       // block x k
   std::vector<double> log_norm;  // block
@@ -391,13 +401,16 @@ gmm_pass_result gmm_pass(const gmm_data<T>& data, gmm_covariance type, index_t k
       const index_t count = std::min(gmm_block_rows, chunk_last - first);
       const T* xb = data.x.row_data(first);
       build_features(type, xb, count, d, q, s.features.data());
-      matrix_view<const T> features(s.features.data(), count, p);
+      matrix_view<const T> features(s.features.data(), p, count);
       matrix_view<T> resp(s.resp.data(), count, k);
       if constexpr (has_given) {
         given_resp(first, count, resp);
       } else {
-        matrix_view<T> dot(s.dot.data(), count, k);
-        gemm(serial{}, features, matrix_view<const T>(coef->coef.data(), p, k), dot, gemm_params<T>{});
+        // dot^T = coef^T features^T, k x count: with the block as the long side the GEMM kernel's
+        // register tiles are full (k is often below its tile height).
+        matrix_view<T> dot(s.dot.data(), k, count);
+        gemm(serial{}, matrix_view<const T>(coef->coef.data(), p, k), features, dot,
+             gemm_params<T>{.transpose_a = true});
         if (type == gmm_covariance::tied) {
           matrix_view<T> y(s.tied.data(), count, d);
           gemm(serial{}, data.x.row_block(first, count), matrix_view<const T>(coef->tied_factor.data(), d, d), y,
@@ -410,13 +423,12 @@ gmm_pass_result gmm_pass(const gmm_data<T>& data, gmm_covariance type, index_t k
             for (index_t a = 0; a < d; ++a) row_term += static_cast<double>(yr[a]) * static_cast<double>(yr[a]);
             row_term *= -0.5;
           }
-          const T* CELLKIT_RESTRICT g = dot.row_data(r);
+          const T* CELLKIT_RESTRICT g = s.dot.data() + r;
           double* CELLKIT_RESTRICT w = s.wlp.data() + r * k;
           const double* CELLKIT_RESTRICT cst = coef->constant.data();
           double top = -std::numeric_limits<double>::infinity();
-          CELLKIT_CLUSTER_SIMD_MAX(top)
           for (index_t j = 0; j < k; ++j) {
-            w[j] = static_cast<double>(g[j]) + cst[j] + row_term;
+            w[j] = static_cast<double>(g[j * count]) + cst[j] + row_term;
             top = w[j] > top ? w[j] : top;
           }
           double sum = 0.0;
@@ -436,8 +448,10 @@ gmm_pass_result gmm_pass(const gmm_data<T>& data, gmm_covariance type, index_t k
         on_block(first, count, s.wlp.data(), s.log_norm.data(), static_cast<const T*>(s.resp.data()));
       }
       if (want_stats) {
-        matrix_view<T> st(s.stats.data(), p, k);
-        gemm(serial{}, features, matrix_view<const T>(resp), st, gemm_params<T>{.transpose_a = true});
+        // stats^T = resp^T features^T, k x p (the long side p again leads).
+        matrix_view<T> st(s.stats.data(), k, p);
+        gemm(serial{}, matrix_view<const T>(resp), features, st,
+             gemm_params<T>{.transpose_a = true, .transpose_b = true});
         double* acc = stats_partial.data() + c * p * k;
         const T* sv = s.stats.data();
         CELLKIT_CLUSTER_SIMD
@@ -457,7 +471,8 @@ gmm_pass_result gmm_pass(const gmm_data<T>& data, gmm_covariance type, index_t k
     result.nk.assign(static_cast<std::size_t>(k), 0.0);
     for (index_t c = 0; c < chunks; ++c) {
       const double* sp = stats_partial.data() + c * p * k;
-      for (index_t e = 0; e < p * k; ++e) result.stats[static_cast<std::size_t>(e)] += sp[e];
+      for (index_t j = 0; j < k; ++j)
+        for (index_t f = 0; f < p; ++f) result.stats[static_cast<std::size_t>(f * k + j)] += sp[j * p + f];
       for (index_t j = 0; j < k; ++j)
         result.nk[static_cast<std::size_t>(j)] += nk_partial[static_cast<std::size_t>(c * k + j)];
     }
