@@ -10,16 +10,17 @@ scanpy 1.9's definitions (scanpy is not installed).
          -> highly_variable_genes(flavor='seurat', n_top_genes=2000) when more than 2000 genes remain
             (tests/reference/gen_preprocess_fixtures.py's re-implementation, imported from there)
          -> scale (zero_center, clip to [-10, 10]) -> PCA(n_components=min(50, min(n, d) - 1),
-            random_state=0, default solver) -> GaussianMixture(covariance_type='full', random_state=0)
-            for K = 2..20 (minimum BIC) or a fixed --k -> predict, membership entropy
+            random_state=0, default solver) -> GaussianMixture(covariance_type='full', random_state=0,
+            n_init=--n-init (default 1: the demo's default)) for K = 2..20 (minimum BIC) or a fixed --k
+         -> predict, membership entropy
          -> KMeans(n_clusters=K, n_init=10, random_state=0) -> ARI, NMI, homogeneity, completeness
 
 Prints one JSON line: dataset, cells, genes, hvg, chosen_k, true_k, scores per method, seconds per
 step, total seconds, peak RSS (MiB, resource.getrusage ru_maxrss).
 Threads: 2 (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS and threadpoolctl), --threads.
 
-Usage: cluster_cells_sklearn.py DATASET_DIR [--k K | --k-min A --k-max B] [--seed S] [--threads T]
-                                [--input counts|linear|log]
+Usage: cluster_cells_sklearn.py DATASET_DIR [--k K | --k-min A --k-max B] [--n-init N] [--seed S]
+                                [--threads T] [--input counts|linear|log]
 """
 
 import argparse
@@ -91,7 +92,7 @@ def input_kind(data_dir, counts):
     return "log" if counts.data.size == 0 or counts.data.max() <= 50.0 else "linear"
 
 
-def run(data_dir, k_min, k_max, seed, kind=None, n_hvg=2000, clip=10.0, components=50):
+def run(data_dir, k_min, k_max, seed, kind=None, n_hvg=2000, clip=10.0, components=50, n_init=1):
     times = {}
 
     def timed(name, fn):
@@ -153,9 +154,10 @@ def run(data_dir, k_min, k_max, seed, kind=None, n_hvg=2000, clip=10.0, componen
     def sweep():
         best, table = None, []
         for k in range(k_min, min(k_max, n) + 1):
-            g = GaussianMixture(n_components=k, covariance_type="full", random_state=seed).fit(emb)
+            g = GaussianMixture(n_components=k, covariance_type="full", random_state=seed, n_init=n_init).fit(emb)
             bic = g.bic(emb)
-            table.append({"k": k, "bic": bic, "n_iter": int(g.n_iter_), "converged": bool(g.converged_)})
+            table.append({"k": k, "bic": bic, "lower_bound": float(g.lower_bound_), "n_iter": int(g.n_iter_),
+                          "converged": bool(g.converged_)})
             if best is None or bic < best[0]:
                 best = (bic, k, g)
         return best[2], table
@@ -174,7 +176,8 @@ def run(data_dir, k_min, k_max, seed, kind=None, n_hvg=2000, clip=10.0, componen
     out = {"dataset": os.path.basename(os.path.normpath(data_dir)), "cells": int(n), "cells_in": int(cells_in),
            "genes_in": int(genes_in), "input": kind, "genes": int(x.shape[1]), "hvg": int(d), "pca_components": int(k_pc),
            "pca_solver": pca._fit_svd_solver,
-           "pca_variance_ratio": float(pca.explained_variance_ratio_.sum()), "chosen_k": int(k), "sweep": table,
+           "pca_variance_ratio": float(pca.explained_variance_ratio_.sum()), "chosen_k": int(k), "n_init": n_init,
+           "sweep": table,
            "mean_entropy": float(entropy.mean())}
     if labels is not None:
         truth = labels[cells]
@@ -195,16 +198,19 @@ def main():
     parser.add_argument("--k", type=int, help="fixed number of mixture components")
     parser.add_argument("--k-min", type=int, default=2)
     parser.add_argument("--k-max", type=int, default=20)
+    parser.add_argument("--n-init", type=int, default=1, help="GaussianMixture n_init (EM starts per K)")
     parser.add_argument("--seed", type=int, default=0, help="random_state of PCA, GaussianMixture, KMeans")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--input", choices=["counts", "linear", "log"], help="default: decided as the demo does")
     args = parser.parse_args()
     k_min, k_max = (args.k, args.k) if args.k else (args.k_min, args.k_max)
+    if args.n_init < 1:
+        parser.error("--n-init must be >= 1")
     if threadpool_limits is not None:
         with threadpool_limits(limits=args.threads):
-            out = run(args.data, k_min, k_max, args.seed, args.input)
+            out = run(args.data, k_min, k_max, args.seed, args.input, n_init=args.n_init)
     else:
-        out = run(args.data, k_min, k_max, args.seed, args.input)
+        out = run(args.data, k_min, k_max, args.seed, args.input, n_init=args.n_init)
     print(json.dumps(out), flush=True)
 
 

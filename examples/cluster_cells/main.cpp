@@ -6,11 +6,13 @@
 //          -> k-means with the same K for comparison -> ARI / NMI / homogeneity / completeness
 //
 // Usage:
-//   cluster_cells [DATA] [--k K | --k-min A --k-max B] [--components N] [--hvg N] [--threads T]
-//                 [--seed S] [--cells N] [--input counts|linear|log] [--out DIR]
+//   cluster_cells [DATA] [--k K | --k-min A --k-max B] [--n-init N] [--components N] [--hvg N]
+//                 [--threads T] [--seed S] [--cells N] [--input counts|linear|log] [--out DIR]
 // DATA: a dataset folder (counts.mtx.gz, labels.tsv, ...), a 10x Genomics directory, or a .mtx[.gz]
 // file. Without DATA it simulates a labelled dataset (--cells cells, 5000 genes, 6 cell types) with
 // cellkit's count simulator, so the demo runs anywhere.
+// --n-init N: EM starts per K (default 1), each from its own k-means++ seeding; the start with the
+// highest lower bound is kept. Applies to every K of the sweep and to a fixed --k.
 // --input says what the values are (default: from the data): counts are normalised to the median
 // total and log1p-transformed; linear expression (RPKM, TPM) only log1p-transformed; log-normalised
 // data used as they are. Without --input: counts when the manifest says raw_counts (or integer
@@ -60,8 +62,9 @@ struct options {
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::fprintf(stderr,
-               "cluster_cells: %s\nusage: cluster_cells [DATA] [--k K | --k-min A --k-max B] [--components N] "
-               "[--hvg N] [--threads T] [--seed S] [--cells N] [--input counts|linear|log] [--out DIR]\n",
+               "cluster_cells: %s\nusage: cluster_cells [DATA] [--k K | --k-min A --k-max B] [--n-init N] "
+               "[--components N] [--hvg N] [--threads T] [--seed S] [--cells N] [--input counts|linear|log] "
+               "[--out DIR]\n",
                message.c_str());
   std::exit(2);
 }
@@ -86,6 +89,10 @@ options parse(int argc, char** argv) {
       o.settings.k_min = static_cast<index_t>(parse_integer(a, value()));
     } else if (a == "--k-max") {
       o.settings.k_max = static_cast<index_t>(parse_integer(a, value()));
+    } else if (a == "--n-init") {
+      const long long n = parse_integer(a, value());
+      if (n < 1 || n > 1000000) usage_error("--n-init must be between 1 and 1000000");
+      o.settings.gmm_restarts = static_cast<int>(n);
     } else if (a == "--components") {
       o.settings.components = static_cast<index_t>(parse_integer(a, value()));
     } else if (a == "--hvg") {

@@ -45,6 +45,7 @@ struct settings {
   double clip = 10;                // scale: clip z-scores at +-clip
   index_t components = 50;         // principal components
   index_t k_min = 2, k_max = 20;   // GMM sweep (k_min == k_max: K fixed)
+  int gmm_restarts = 1;            // EM starts per K (gmm_params::n_init); the highest lower bound is kept
   int kmeans_restarts = 10;
   std::uint64_t seed = 0;
   int threads = 2;
@@ -159,6 +160,7 @@ inline result run(const cellkit::csr_matrix<double>& counts, const std::vector<i
     p.covariance_types = {ck::gmm_covariance::full};
     p.criterion = ck::gmm_criterion::bic;
     p.fit.seed = s.seed;
+    p.fit.n_init = s.gmm_restarts;
     p.progress = [&](const ck::gmm_select_progress& fit) {
       on_fit(fit);
       return true;
