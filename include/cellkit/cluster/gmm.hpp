@@ -381,7 +381,11 @@ gmm_fit_output<T> gmm_fit_prepared(gmm_data<T>& data, const gmm_params<T>& param
 
     stop_reason reason = stop_reason::max_iterations;
     int iteration = 0;
-    int dense_until = 0;  // the dense pass runs before this iteration (after a pruned pass evaluated too much)
+    // After a pruned pass declines (too many pairs pass the bound) the dense pass runs for `backoff`
+    // iterations, doubling after every further decline: on data where pruning cannot pay, the
+    // declined attempts cost a few per cent.
+    int dense_until = 0;
+    int backoff = 4;
     bool last_pruned = false;
     for (iteration = 1; iteration <= params.max_iter; ++iteration) {
       const double previous = lb;
@@ -389,7 +393,10 @@ gmm_fit_output<T> gmm_fit_prepared(gmm_data<T>& data, const gmm_params<T>& param
       std::optional<gmm_pass_result> pruned;
       if (type == gmm_covariance::full && params.prune && k >= gmm_prune_min_k && iteration >= dense_until) {
         pruned = gmm_pruned_pass(data, s, true, [](index_t, index_t, const double*, const double*, const T*) {});
-        if (!pruned) dense_until = iteration + 5;
+        if (!pruned) {
+          dense_until = iteration + 1 + backoff;
+          backoff *= 2;
+        }
       }
       last_pruned = pruned.has_value();
       if (pruned) {

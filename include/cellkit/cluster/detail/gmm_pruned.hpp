@@ -8,9 +8,14 @@
 /// changes no double sum. This pass skips those pairs, with a bound that never skips a pair that
 /// could matter:
 ///
-///     log w_j N(x | m_j, P_j^-1) <= c_j - lambda_j |x - m_j|^2 / 2,   lambda_j <= lambda_min(P_j)
+///     log w_j N(x | m_j, P_j^-1) <= c_j - mu_j sum_a p_ja (x_a - m_ja)^2 / 2
 ///
-/// (c_j = log w_j + log det U_j - d log(2 pi) / 2). |x - m_j|^2 for all pairs is one N x K x d GEMM.
+/// (c_j = log w_j + log det U_j - d log(2 pi) / 2; p_ja = (P_j)_aa, the diagonal of the
+/// precision; mu_j <= lambda_min(D_j^-1/2 P_j D_j^-1/2) with D_j = diag(p_j)). The diagonal
+/// metric carries each component's own scale per coordinate, which a single eigenvalue of P_j
+/// cannot: on PCA scores a component is wide along some components and narrow along others, and
+/// the bound with lambda_min(P_j) |x - m_j|^2 ruled nothing out. The weighted distances of all
+/// pairs are two N x K x d GEMMs: [x^2] diag-precisions^T and x (p_j m_j)^T.
 /// Per cell: the component with the highest bound is evaluated exactly; every other component
 /// whose bound is within `gmm_prune_gap` nats of that exact value is evaluated too; the rest get
 /// responsibility 0. Exact values use scikit-learn's formula y = x U_j - m_j U_j, log p = c_j -
@@ -20,11 +25,11 @@
 /// (all N K of them) in the dense pass; the fit uses this pass while at most `gmm_prune_fraction`
 /// of the pairs are evaluated.
 ///
-/// lambda_j: C_j = P_j^-1; with B = C_j / tr(C_j), lambda_max(B)^8 <= tr(B^8) = |B^4|_F^2, so
-/// lambda_max(C_j) <= tr(C_j) |B^4|_F^(1/4) (at most d^(1/8) = 1.6 times too high for d = 50),
-/// also <= the Gershgorin bound; lambda_j is 1 / (the smaller bound), lowered by 1e-6 relative for
-/// the rounding of the products. The distance computed as |x|^2 - 2 x.m + |m|^2 is lowered by a
-/// rounding bound before use.
+/// mu_j = 1 / lambda_max(G) for G = D_j^1/2 C_j D_j^1/2 (C_j = P_j^-1): with B = G / tr(G),
+/// lambda_max(B)^8 <= tr(B^8) = |B^4|_F^2, so lambda_max(G) <= tr(G) |B^4|_F^(1/4) (at most d^(1/8)
+/// = 1.6 times too high for d = 50), also <= the Gershgorin bound; the smaller bound is used,
+/// raised by 1e-6 relative for the rounding of the products. The weighted distance, computed as
+/// sum p x^2 - 2 sum p m x + sum p m^2, is lowered by a rounding bound before use.
 ///
 /// Determinism: the same fixed chunks as the dense pass (one thread each); within a chunk every
 /// loop runs in index order and partial sums are merged in chunk order.
@@ -50,12 +55,13 @@ inline constexpr index_t gmm_prune_min_k = 4;
 
 template <class T>
 struct gmm_pruned_coefficients {
-  std::vector<T> u;              // k x d x d: U_j (P_j = U_j U_j^T)
-  std::vector<T> mu;             // k x d: m_j^T U_j
-  std::vector<T> means;          // k x d
-  std::vector<double> mean_sq;   // k: |m_j|^2 (of the means as T)
-  std::vector<double> constant;  // k: log w_j + log det U_j - d log(2 pi) / 2
-  std::vector<double> lambda;    // k: lower bound of lambda_min(P_j)
+  std::vector<T> u;               // k x d x d: U_j (P_j = U_j U_j^T)
+  std::vector<T> mu;              // k x d: m_j^T U_j
+  std::vector<T> diag_prec;       // k x d: p_ja = (P_j)_aa
+  std::vector<T> weighted_means;  // k x d: p_ja m_ja
+  std::vector<double> mean_sq;    // k: sum_a p_ja m_ja^2
+  std::vector<double> constant;   // k: log w_j + log det U_j - d log(2 pi) / 2
+  std::vector<double> lambda;     // k: mu_j, lower bound of lambda_min(D_j^-1/2 P_j D_j^-1/2)
 };
 
 /// An upper bound of the largest eigenvalue of the symmetric positive semi-definite d x d `c`.
@@ -89,12 +95,15 @@ gmm_pruned_coefficients<T> make_pruned_coefficients(const gmm_state& s) {
   gmm_pruned_coefficients<T> c;
   c.u.resize(static_cast<std::size_t>(k * d * d));
   c.mu.assign(static_cast<std::size_t>(k * d), T(0));
-  c.means.resize(static_cast<std::size_t>(k * d));
+  c.diag_prec.resize(static_cast<std::size_t>(k * d));
+  c.weighted_means.resize(static_cast<std::size_t>(k * d));
   c.mean_sq.assign(static_cast<std::size_t>(k), 0.0);
   c.constant.resize(static_cast<std::size_t>(k));
   c.lambda.resize(static_cast<std::size_t>(k));
+  std::vector<double> g(static_cast<std::size_t>(d * d)), root(static_cast<std::size_t>(d));
   for (index_t j = 0; j < k; ++j) {
     const double* u = s.prec_chol.data() + j * d * d;
+    const double* prec = s.precisions.data() + j * d * d;
     const double* m = s.means.data() + j * d;
     for (index_t e = 0; e < d * d; ++e) c.u[static_cast<std::size_t>(j * d * d + e)] = static_cast<T>(u[e]);
     for (index_t b = 0; b < d; ++b) {
@@ -103,14 +112,22 @@ gmm_pruned_coefficients<T> make_pruned_coefficients(const gmm_state& s) {
       c.mu[static_cast<std::size_t>(j * d + b)] = static_cast<T>(v);
     }
     for (index_t a = 0; a < d; ++a) {
-      const T mt = static_cast<T>(m[a]);
-      c.means[static_cast<std::size_t>(j * d + a)] = mt;
-      c.mean_sq[static_cast<std::size_t>(j)] += static_cast<double>(mt) * static_cast<double>(mt);
+      // The T copies are what the distance GEMMs use, so the bound is built from them.
+      const T pa = static_cast<T>(prec[a * d + a]);
+      c.diag_prec[static_cast<std::size_t>(j * d + a)] = pa;
+      c.weighted_means[static_cast<std::size_t>(j * d + a)] = static_cast<T>(static_cast<double>(pa) * m[a]);
+      c.mean_sq[static_cast<std::size_t>(j)] += static_cast<double>(pa) * m[a] * m[a];
+      root[static_cast<std::size_t>(a)] = std::sqrt(std::max(0.0, static_cast<double>(pa)));
     }
     c.constant[static_cast<std::size_t>(j)] = std::log(s.weights[static_cast<std::size_t>(j)]) +
                                               s.log_det[static_cast<std::size_t>(j)] -
                                               0.5 * static_cast<double>(d) * gmm_log_2pi;
-    const double top = largest_eigenvalue_bound(s.covariances.data() + j * d * d, d);
+    const double* cov = s.covariances.data() + j * d * d;
+    for (index_t a = 0; a < d; ++a)
+      for (index_t b = 0; b < d; ++b)
+        g[static_cast<std::size_t>(a * d + b)] =
+            root[static_cast<std::size_t>(a)] * cov[a * d + b] * root[static_cast<std::size_t>(b)];
+    const double top = largest_eigenvalue_bound(g.data(), d);
     c.lambda[static_cast<std::size_t>(j)] = top > 0.0 && std::isfinite(top) ? 1.0 / top : 0.0;
   }
   return c;
@@ -119,7 +136,9 @@ gmm_pruned_coefficients<T> make_pruned_coefficients(const gmm_state& s) {
 /// Per-thread buffers of a pruned pass (sized for one chunk).
 template <class T>
 struct gmm_pruned_scratch {
-  host_buffer<T> dots;                        // rows x k: x . m_j
+  host_buffer<T> squares;                     // rows x d: x_a^2
+  host_buffer<T> quadratic;                   // rows x k: sum_a p_ja x_a^2
+  host_buffer<T> dots;                        // rows x k: sum_a p_ja m_ja x_a
   host_buffer<T> gathered;                    // rows x d
   host_buffer<T> weighted;                    // rows x d
   host_buffer<T> projected;                   // rows x d
@@ -150,6 +169,8 @@ std::optional<gmm_pass_result> gmm_pruned_pass(const gmm_data<T>& data, const gm
   const index_t rows = std::min(n, gmm_chunk_rows);
   std::vector<gmm_pruned_scratch<T>> scratch(static_cast<std::size_t>(threads));
   for (auto& sc : scratch) {
+    sc.squares = host_buffer<T>(rows * d, uninitialized);
+    sc.quadratic = host_buffer<T>(rows * k, uninitialized);
     sc.dots = host_buffer<T>(rows * k, uninitialized);
     sc.gathered = host_buffer<T>(rows * d, uninitialized);
     sc.weighted = host_buffer<T>(rows * d, uninitialized);
@@ -159,8 +180,8 @@ std::optional<gmm_pass_result> gmm_pruned_pass(const gmm_data<T>& data, const gm
     sc.log_norm.resize(static_cast<std::size_t>(rows));
     sc.members.resize(static_cast<std::size_t>(k));
   }
-  std::vector<double> bound(static_cast<std::size_t>(n * k));
-  std::vector<double> wlp(static_cast<std::size_t>(n * k));  // -inf where skipped
+  host_buffer<double> bound(n * k, uninitialized);
+  host_buffer<double> wlp(n * k, uninitialized);  // -inf where skipped
   std::vector<index_t> first_choice(static_cast<std::size_t>(n));
   std::vector<double> pairs_partial(static_cast<std::size_t>(chunks), 0.0);
   constexpr double neg_inf = -std::numeric_limits<double>::infinity();
@@ -206,16 +227,17 @@ std::optional<gmm_pass_result> gmm_pruned_pass(const gmm_data<T>& data, const gm
     const index_t first = chunk * gmm_chunk_rows;
     const index_t count = std::min(n, first + gmm_chunk_rows) - first;
     const auto x = data.x.row_block(first, count);
-    // Bounds from |x - m_j|^2 = |x|^2 - 2 x.m_j + |m_j|^2.
-    gemm(serial{}, x, matrix_view<const T>(c.means.data(), k, d), matrix_view<T>(sc.dots.data(), count, k),
+    // Bounds from sum_a p_ja (x_a - m_ja)^2 = sum p x^2 - 2 sum p m x + sum p m^2.
+    for (index_t e = 0; e < count * d; ++e) sc.squares[static_cast<std::size_t>(e)] = x.data()[e] * x.data()[e];
+    gemm(serial{}, matrix_view<const T>(sc.squares.data(), count, d), matrix_view<const T>(c.diag_prec.data(), k, d),
+         matrix_view<T>(sc.quadratic.data(), count, k), gemm_params<T>{.transpose_b = true});
+    gemm(serial{}, x, matrix_view<const T>(c.weighted_means.data(), k, d), matrix_view<T>(sc.dots.data(), count, k),
          gemm_params<T>{.transpose_b = true});
     for (index_t r = 0; r < count; ++r) {
-      const T* xr = x.row_data(r);
-      double xx = 0.0;
-      for (index_t a = 0; a < d; ++a) xx += static_cast<double>(xr[a]) * static_cast<double>(xr[a]);
       double* b = bound.data() + (first + r) * k;
       index_t best = 0;
       for (index_t j = 0; j < k; ++j) {
+        const double xx = static_cast<double>(sc.quadratic[static_cast<std::size_t>(r * k + j)]);
         const double mm = c.mean_sq[static_cast<std::size_t>(j)];
         const double dist =
             xx + mm - 2.0 * static_cast<double>(sc.dots[static_cast<std::size_t>(r * k + j)]) - rounding * (xx + mm);
