@@ -42,7 +42,13 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
+
+#if defined(__x86_64__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#endif
 
 namespace cellkit::nn {
 
@@ -187,6 +193,105 @@ class sgd {
 
 namespace detail {
 
+/// Calls f(entry, first, last) over fixed chunks of every entry of a list, in one parallel region
+/// (one per entry would fork and join a team for each small bias vector).
+template <class T, class Policy, class F>
+void for_each_list_chunk(const Policy& policy, const parameter_list<T>& params, const F& f) {
+  std::vector<std::pair<std::size_t, index_t>> chunks;  // (entry, first element)
+  index_t total = 0;
+  for (std::size_t e = 0; e < params.size(); ++e) {
+    const index_t n = params[e].size();
+    total += n;
+    for (index_t lo = 0; lo < n; lo += update_chunk) chunks.emplace_back(e, lo);
+  }
+  auto body = [&](index_t c) {
+    const auto [e, lo] = chunks[static_cast<std::size_t>(c)];
+    f(e, lo, std::min(params[e].size(), lo + update_chunk));
+  };
+  const auto count = static_cast<index_t>(chunks.size());
+  if (total < parallel_elements_threshold) {
+    for (index_t c = 0; c < count; ++c) body(c);
+  } else {
+    cellkit::detail::parallel_for(policy, count, body);
+  }
+}
+
+/// The scalars of one Adam step.
+template <class T>
+struct adam_scalars {
+  T beta1, beta2, one_minus_beta1, one_minus_beta2, eps, weight_decay, step_size, bias2_sqrt, decay;
+  bool decoupled;
+};
+
+/// x = sqrt(x) on [0, n) with the IEEE square-root instruction on whole vectors. A loop calling
+/// std::sqrt is not vectorised without -fno-math-errno, and Eigen's packet sqrt (EIGEN_FAST_MATH) is
+/// a reciprocal-root approximation, not the correctly rounded root PyTorch computes.
+template <class T>
+void sqrt_in_place(T* x, index_t n) {
+  index_t i = 0;
+#if defined(__x86_64__) && !defined(__CUDACC__)
+  if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_sqrt_ps(_mm512_loadu_ps(x + i)));
+#elif defined(__AVX__)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
+#else
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(x + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+#endif
+  } else if constexpr (std::is_same_v<T, double>) {
+#if defined(__AVX512F__)
+    for (; i + 8 <= n; i += 8) _mm512_storeu_pd(x + i, _mm512_sqrt_pd(_mm512_loadu_pd(x + i)));
+#elif defined(__AVX__)
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(x + i, _mm256_sqrt_pd(_mm256_loadu_pd(x + i)));
+#else
+    for (; i + 2 <= n; i += 2) _mm_storeu_pd(x + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
+#endif
+  }
+#endif
+  for (; i < n; ++i) x[i] = std::sqrt(x[i]);
+}
+
+/// Adam without AMSGrad on elements [0, n), in L1-sized blocks of three loops without calls or
+/// branches (moments; square roots; update), so each vectorises. The operations and their order are
+/// the scalar formula's.
+template <class T>
+void adam_chunk(T* CELLKIT_RESTRICT p, const T* CELLKIT_RESTRICT g, T* CELLKIT_RESTRICT m, T* CELLKIT_RESTRICT v,
+                index_t n, const adam_scalars<T>& s) {
+  constexpr index_t block = 1024;
+  alignas(64) T root[block];
+  const T beta1 = s.beta1, beta2 = s.beta2, c1 = s.one_minus_beta1, c2 = s.one_minus_beta2;
+  const T wd = s.weight_decay, decay = s.decay, step = s.step_size, bias2_sqrt = s.bias2_sqrt, eps = s.eps;
+  const bool shrink = wd != T(0) && s.decoupled;
+  const bool l2 = wd != T(0) && !s.decoupled;
+  for (index_t lo = 0; lo < n; lo += block) {
+    const index_t len = std::min(block, n - lo);
+    T* CELLKIT_RESTRICT pb = p + lo;
+    const T* CELLKIT_RESTRICT gb = g + lo;
+    T* CELLKIT_RESTRICT mb = m + lo;
+    T* CELLKIT_RESTRICT vb = v + lo;
+    if (shrink) {
+      for (index_t i = 0; i < len; ++i) pb[i] = pb[i] * decay;
+    }
+    if (l2) {
+      for (index_t i = 0; i < len; ++i) {
+        const T gi = gb[i] + wd * pb[i];
+        mb[i] = mb[i] * beta1 + c1 * gi;
+        vb[i] = vb[i] * beta2 + c2 * (gi * gi);
+        root[i] = vb[i];
+      }
+    } else {
+      for (index_t i = 0; i < len; ++i) {
+        const T gi = gb[i];
+        mb[i] = mb[i] * beta1 + c1 * gi;
+        vb[i] = vb[i] * beta2 + c2 * (gi * gi);
+        root[i] = vb[i];
+      }
+    }
+    sqrt_in_place(root, len);
+    for (index_t i = 0; i < len; ++i) pb[i] = pb[i] - step * (mb[i] / (root[i] / bias2_sqrt + eps));
+  }
+}
+
 /// Adam / AdamW step shared by both classes.
 template <class T, class Policy>
 void adam_step(const Policy& policy, const parameter_list<T>& params, const adam_params<T>& o, bool decoupled,
@@ -194,35 +299,40 @@ void adam_step(const Policy& policy, const parameter_list<T>& params, const adam
   // Scalars as PyTorch computes them: in double (Python floats), then used with T tensors.
   const double bias1 = 1.0 - std::pow(static_cast<double>(o.beta1), static_cast<double>(t));
   const double bias2 = 1.0 - std::pow(static_cast<double>(o.beta2), static_cast<double>(t));
-  const T step_size = static_cast<T>(static_cast<double>(o.lr) / bias1);
-  const T bias2_sqrt = static_cast<T>(std::sqrt(bias2));
-  const T decay = static_cast<T>(1.0 - static_cast<double>(o.lr) * static_cast<double>(o.weight_decay));
-  for (std::size_t e = 0; e < params.size(); ++e) {
+  const adam_scalars<T> s{o.beta1,
+                          o.beta2,
+                          T(1) - o.beta1,
+                          T(1) - o.beta2,
+                          o.eps,
+                          o.weight_decay,
+                          static_cast<T>(static_cast<double>(o.lr) / bias1),
+                          static_cast<T>(std::sqrt(bias2)),
+                          static_cast<T>(1.0 - static_cast<double>(o.lr) * static_cast<double>(o.weight_decay)),
+                          decoupled};
+  for_each_list_chunk(policy, params, [&](std::size_t e, index_t lo, index_t hi) {
     T* p = params[e].value.data();
     const T* g = params[e].grad.data();
     T* m = state.buffer(e, 0);
     T* v = state.buffer(e, 1);
-    T* vmax = o.amsgrad ? state.buffer(e, 2) : nullptr;
-    for_each_chunk(policy, params[e].size(), [&](index_t lo, index_t hi) {
-      for (index_t i = lo; i < hi; ++i) {
-        T gi = g[i];
-        if (decoupled) {
-          if (o.weight_decay != T(0)) p[i] = p[i] * decay;
-        } else if (o.weight_decay != T(0)) {
-          gi = gi + o.weight_decay * p[i];
-        }
-        m[i] = m[i] * o.beta1 + (T(1) - o.beta1) * gi;
-        v[i] = v[i] * o.beta2 + (T(1) - o.beta2) * (gi * gi);
-        T second = v[i];
-        if (vmax != nullptr) {
-          vmax[i] = std::max(vmax[i], v[i]);
-          second = vmax[i];
-        }
-        const T denom = std::sqrt(second) / bias2_sqrt + o.eps;
-        p[i] = p[i] - step_size * (m[i] / denom);
+    if (!o.amsgrad) {
+      adam_chunk(p + lo, g + lo, m + lo, v + lo, hi - lo, s);
+      return;
+    }
+    T* vmax = state.buffer(e, 2);
+    for (index_t i = lo; i < hi; ++i) {
+      T gi = g[i];
+      if (decoupled) {
+        if (o.weight_decay != T(0)) p[i] = p[i] * s.decay;
+      } else if (o.weight_decay != T(0)) {
+        gi = gi + o.weight_decay * p[i];
       }
-    });
-  }
+      m[i] = m[i] * o.beta1 + s.one_minus_beta1 * gi;
+      v[i] = v[i] * o.beta2 + s.one_minus_beta2 * (gi * gi);
+      vmax[i] = std::max(vmax[i], v[i]);
+      const T denom = std::sqrt(vmax[i]) / s.bias2_sqrt + o.eps;
+      p[i] = p[i] - s.step_size * (m[i] / denom);
+    }
+  });
 }
 
 template <class T>
