@@ -14,7 +14,9 @@
 /// by the caller) no transpose is built and A^T = A is shared.
 ///
 /// Cost: 2 nnz f flops per product; memory traffic A once, one row of X per nonzero, Y once.
-/// Host policies; the calls return when done.
+/// `propagate` on views runs under every policy (cuda: device views, asynchronous); the
+/// `propagator` owns host memory and its calls take host policies and return when done. On the
+/// device, keep A and A^T as device CSR views and call `propagate` with each.
 
 #include <cellkit/core/buffer.hpp>
 #include <cellkit/core/config.hpp>
@@ -25,6 +27,7 @@
 #include <cellkit/execution/spmm.hpp>
 #include <cellkit/graph/csr_graph.hpp>
 #include <cellkit/graph/detail/common.hpp>
+#include <cellkit/graph/detail/portable.hpp>
 
 #include <optional>
 #include <type_traits>
@@ -39,19 +42,27 @@ enum class operator_symmetry {
   general,    ///< always build A^T
 };
 
-/// Y = alpha A X + beta Y (see the file comment). Errors: `dimension_mismatch` naming A, X and Y;
-/// with CELLKIT_DEBUG_CHECKS, `invalid_argument` for a malformed A.
-template <class Policy, class TA, class Index, class TX, class T>
-void propagate(const Policy& policy, csr_view<TA, Index> a, matrix_view<TX> x, matrix_view<T> y,
+/// Y = alpha A X + beta Y (see the file comment). Every policy: under `cuda` (device views) one
+/// thread per element of Y sums its row of A in index order (no atomics: the same bits on every
+/// run; unlike `cellkit::spmm`, which calls cuSPARSE); asynchronous on the policy's stream.
+/// Errors: `dimension_mismatch` naming A, X and Y; with CELLKIT_DEBUG_CHECKS, `invalid_argument`
+/// for a malformed host A.
+template <class Policy, class TA, class Index, class TX, class T, class Space>
+void propagate(const Policy& policy, csr_view<TA, Index, Space> a, matrix_view<TX, Space> x, matrix_view<T, Space> y,
                spmm_params<T> params = {}) {
-  detail::require_host_policy<Policy>();
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
   static_assert(std::is_same_v<std::remove_const_t<TA>, T> && std::is_same_v<std::remove_const_t<TX>, T>,
                 "propagate: A, X and Y must have the same element type");
   expect_shapes(a.cols() == x.rows(), "propagate", "A", a.shape(), "X", x.shape(), "A.cols must equal X.rows");
   expect_shapes(y.rows() == a.rows() && y.cols() == x.cols(), "propagate", "Y", y.shape(), "A X", {a.rows(), x.cols()},
                 "Y must have the shape of A X");
-  detail::debug_check_csr("propagate", "A", a);
-  spmm(policy, a, x, y, params);
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_propagate(policy, csr_view<const T, Index, Space>(a), matrix_view<const T, Space>(x), y, params);
+  } else {
+    detail::require_host_policy<Policy>();
+    detail::debug_check_csr("propagate", "A", a);
+    spmm(policy, a, x, y, params);
+  }
 }
 
 /// `propagate` with the best host policy.

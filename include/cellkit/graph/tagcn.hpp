@@ -27,9 +27,13 @@
 /// K n x f_out (powers form), plus (K+1) f_in f_out x (n / 2048, at most 64) partial sums for dW. A_hat^T comes from
 /// the `propagator` (built once; shared when A_hat is symmetric).
 ///
-/// Determinism: sparse products are row-parallel in entry order; dense products are fixed row blocks
-/// of serial GEMMs, reductions over rows add fixed-block partials in order: serial, openmp{1} and
-/// openmp{2} give the same bits. Host policies; calls return when done.
+/// Execution: every policy. Host: sparse products are row-parallel in entry order; dense products
+/// are fixed row blocks of serial GEMMs, reductions over rows add fixed-block partials in order:
+/// serial, openmp{1} and openmp{2} give the same bits; calls return when done. cuda (device views):
+/// the sparse products sum each output element's row in index order (no atomics), the dense ones
+/// are cuBLAS, one GEMM per hop (graph/detail/portable.hpp); asynchronous on the policy's stream,
+/// scratch allocated per call. The backward overload that takes A_hat and A_hat^T as CSR views
+/// serves every policy; the `propagator` overload is for host policies.
 /// Errors: `dimension_mismatch` naming the operands (W must have (K+1) f_in rows, hops (K+1) n
 /// rows and f_in columns); `invalid_argument` for K < 0 and (debug checks) a malformed A_hat.
 
@@ -43,6 +47,7 @@
 #include <cellkit/graph/detail/args.hpp>
 #include <cellkit/graph/detail/common.hpp>
 #include <cellkit/graph/detail/dense.hpp>
+#include <cellkit/graph/detail/portable.hpp>
 #include <cellkit/graph/gcn.hpp>
 #include <cellkit/graph/propagate.hpp>
 
@@ -58,8 +63,8 @@ struct tagcn_params {
 };
 
 namespace detail {
-template <class T, class Index>
-void check_tagcn_common(const char* fn, const csr_view<const T, Index>& a, index_t n, index_t f_in, shape2 w,
+template <class T, class Index, class Space>
+void check_tagcn_common(const char* fn, const csr_view<const T, Index, Space>& a, index_t n, index_t f_in, shape2 w,
                         shape2 hops, index_t k) {
   CELLKIT_EXPECTS(k >= 0, fn, "params.hops", "K must be >= 0, got " + std::to_string(k));
   expect_shapes(a.rows() == n && a.cols() == n, fn, "A_hat", a.shape(), "X", {n, f_in},
@@ -73,10 +78,10 @@ void check_tagcn_common(const char* fn, const csr_view<const T, Index>& a, index
 
 /// Writes the hop basis H_k = A_hat^k X (k = 0..K) into `hops` ((K+1) n x f_in, H_k = rows
 /// [k n, (k+1) n)). Cost 2 K nnz f_in.
-template <class Policy, class TA, class Index, class T>
-void tagcn_hops(const Policy& policy, csr_view<TA, Index> a_hat, const_matrix_arg<T> x, matrix_view<T> hops,
-                tagcn_params params = {}) {
-  detail::require_host_policy<Policy>();
+template <class Policy, class TA, class Index, class T, class Space>
+void tagcn_hops(const Policy& policy, csr_view<TA, Index, Space> a_hat, const_matrix_arg<T, Space> x,
+                matrix_view<T, Space> hops, tagcn_params params = {}) {
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
   static_assert(std::is_same_v<std::remove_const_t<TA>, T>, "tagcn: A_hat and X must have the same element type");
   constexpr const char* fn = "tagcn_hops";
   const index_t k = params.hops;
@@ -86,40 +91,51 @@ void tagcn_hops(const Policy& policy, csr_view<TA, Index> a_hat, const_matrix_ar
                 "A_hat must be n x n for n rows of X");
   expect_shapes(hops.rows() == (k + 1) * x.rows() && hops.cols() == f_in, fn, "hops", hops.shape(), "(K+1) n x f_in",
                 {(k + 1) * x.rows(), f_in}, "hops stacks A_hat^k X for k = 0..K by rows");
-  detail::debug_check_csr(fn, "A_hat", a_hat);
-  csr_view<const T, Index> a(a_hat);
-  const index_t n = x.rows();
-  detail::copy_rows(policy, x, hops.row_block(0, n));
-  for (index_t h = 1; h <= k; ++h) {
-    spmm(policy, a, matrix_view<const T>(hops.row_block((h - 1) * n, n)), hops.row_block(h * n, n));
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_tagcn_hops(policy, csr_view<const T, Index, Space>(a_hat), x, hops, k);
+  } else {
+    detail::require_host_policy<Policy>();
+    detail::debug_check_csr(fn, "A_hat", a_hat);
+    csr_view<const T, Index> a(a_hat);
+    const index_t n = x.rows();
+    detail::copy_rows(policy, x, hops.row_block(0, n));
+    for (index_t h = 1; h <= k; ++h) {
+      spmm(policy, a, matrix_view<const T>(hops.row_block((h - 1) * n, n)), hops.row_block(h * n, n));
+    }
   }
 }
 
 /// Y = sum_k (A_hat^k X) W_k (+ b), writing the hop basis. See the file comment.
-template <class Policy, class TA, class Index, class T>
-void tagcn_forward(const Policy& policy, csr_view<TA, Index> a_hat, const_matrix_arg<T> x, const_matrix_arg<T> w,
-                   optional_bias_arg<T> bias, matrix_view<T> y, matrix_view<T> hops, tagcn_params params = {}) {
-  detail::require_host_policy<Policy>();
+template <class Policy, class TA, class Index, class T, class Space>
+void tagcn_forward(const Policy& policy, csr_view<TA, Index, Space> a_hat, const_matrix_arg<T, Space> x,
+                   const_matrix_arg<T, Space> w, optional_bias_arg<T, Space> bias, matrix_view<T, Space> y,
+                   matrix_view<T, Space> hops, tagcn_params params = {}) {
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
+  static_assert(std::is_same_v<std::remove_const_t<TA>, T>, "tagcn: A_hat and Y must have the same element type");
   constexpr const char* fn = "tagcn_forward";
   const index_t n = x.rows();
-  csr_view<const T, Index> a(a_hat);
-  detail::check_tagcn_common<T, Index>(fn, a, n, x.cols(), w.shape(), hops.shape(), params.hops);
+  csr_view<const T, Index, Space> a(a_hat);
+  detail::check_tagcn_common<T, Index, Space>(fn, a, n, x.cols(), w.shape(), hops.shape(), params.hops);
   expect_shapes(y.rows() == n && y.cols() == w.cols(), fn, "Y", y.shape(), "n x f_out", {n, w.cols()},
                 "Y must have n rows and W's columns");
   if (bias) expect_shapes(bias->size() == w.cols(), fn, "b", bias->shape(), "W", w.shape(), "one bias per column of W");
-  tagcn_hops(policy, a, x, hops, params);
-  // Y = sum_h H_h W_h per fixed block of rows (serial GEMMs: bits independent of the thread count).
-  const index_t f_in = x.cols();
-  const index_t b = detail::gemm_block_rows;
-  detail::parallel_for(policy, (n + b - 1) / b, [&](index_t blk) {
-    const index_t first = blk * b;
-    const index_t count = std::min(b, n - first);
-    for (index_t h = 0; h <= params.hops; ++h) {
-      gemm(serial{}, matrix_view<const T>(hops).row_block(h * n + first, count), w.row_block(h * f_in, f_in),
-           y.row_block(first, count), gemm_params<T>{.alpha = T(1), .beta = h == 0 ? T(0) : T(1)});
-    }
-  });
-  if (bias) detail::add_row_vector(policy, *bias, y);
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_tagcn_forward(policy, a, x, w, bias, y, hops, params.hops);
+  } else {
+    tagcn_hops(policy, a, x, hops, params);
+    // Y = sum_h H_h W_h per fixed block of rows (serial GEMMs: bits independent of the thread count).
+    const index_t f_in = x.cols();
+    const index_t b = detail::gemm_block_rows;
+    detail::parallel_for(policy, (n + b - 1) / b, [&](index_t blk) {
+      const index_t first = blk * b;
+      const index_t count = std::min(b, n - first);
+      for (index_t h = 0; h <= params.hops; ++h) {
+        gemm(serial{}, matrix_view<const T>(hops).row_block(h * n + first, count), w.row_block(h * f_in, f_in),
+             y.row_block(first, count), gemm_params<T>{.alpha = T(1), .beta = h == 0 ? T(0) : T(1)});
+      }
+    });
+    if (bias) detail::add_row_vector(policy, *bias, y);
+  }
 }
 
 /// `tagcn_forward` with a propagator's A.
@@ -137,43 +153,25 @@ void tagcn_forward(csr_view<TA, Index> a_hat, const_matrix_arg<T> x, const_matri
   tagcn_forward(default_host_policy(), a_hat, x, w, bias, y, hops, params);
 }
 
-/// Gradients of `tagcn_forward`: dX (n x f_in), dW ((K+1) f_in x f_out), db (f_out), each optional
-/// and overwritten. `hops` is the basis written by the forward pass, `w` the forward weights, `dy`
-/// dL/dY (n x f_out). See the file comment for the two dX forms.
+namespace detail {
+
+/// The host evaluation of tagcn_backward (arguments checked by the caller).
 template <class Policy, class T, class Index>
-void tagcn_backward(const Policy& policy, const propagator<T, Index>& a_hat, const_matrix_arg<T> hops,
-                    const_matrix_arg<T> w, const_matrix_arg<T> dy, optional_matrix_out<T> dx, optional_matrix_out<T> dw,
-                    optional_vector_out<T> db, tagcn_params params = {}) {
-  detail::require_host_policy<Policy>();
-  constexpr const char* fn = "tagcn_backward";
-  const index_t k = params.hops;
-  CELLKIT_EXPECTS(k >= 0, fn, "params.hops", "K must be >= 0, got " + std::to_string(k));
-  CELLKIT_EXPECTS(hops.rows() % (k + 1) == 0, fn, "hops",
-                  "has " + std::to_string(hops.rows()) + " rows, not a multiple of K+1 = " + std::to_string(k + 1));
+void host_tagcn_backward(const Policy& policy, csr_view<const T, Index> at, matrix_view<const T> hops,
+                         matrix_view<const T> w, matrix_view<const T> dy, std::optional<matrix_view<T>> dx,
+                         std::optional<matrix_view<T>> dw, std::optional<vector_view<T>> db, index_t k) {
   const index_t n = hops.rows() / (k + 1);
   const index_t f_in = hops.cols();
   const index_t f_out = w.cols();
-  const auto at = a_hat.transpose();
-  detail::check_tagcn_common<T, Index>(fn, a_hat.matrix(), n, f_in, w.shape(), hops.shape(), k);
-  expect_shapes(dy.rows() == n && dy.cols() == f_out, fn, "dY", dy.shape(), "n x f_out", {n, f_out},
-                "dY must have the shape of Y");
-  if (dx)
-    expect_shapes(dx->rows() == n && dx->cols() == f_in, fn, "dX", dx->shape(), "X", {n, f_in},
-                  "dX must have the shape of X");
-  if (dw)
-    expect_shapes(dw->rows() == w.rows() && dw->cols() == f_out, fn, "dW", dw->shape(), "W", w.shape(),
-                  "dW must have the shape of W");
-  if (db) expect_shapes(db->size() == f_out, fn, "db", db->shape(), "W", w.shape(), "one bias per column of W");
-
-  if (db) detail::blocked_column_sums(policy, dy, *db, T(1), T(0));
+  if (db) blocked_column_sums(policy, dy, *db, T(1), T(0));
   if (dw) {
     // dW_h = H_h^T dY for every h: per fixed chunk of rows one serial GEMM per hop (the dY chunk stays
     // in cache), then the chunk partials are added in chunk order.
-    const index_t per = detail::reduction_rows_per_block(n);
+    const index_t per = reduction_rows_per_block(n);
     const index_t chunks = std::max<index_t>(1, (n + per - 1) / per);
     const index_t size = f_in * f_out;
     host_buffer<T> partial(chunks * (k + 1) * size, uninitialized);
-    detail::parallel_for(
+    parallel_for(
         policy, chunks,
         [&](index_t c) {
           const index_t first = c * per;
@@ -185,7 +183,7 @@ void tagcn_backward(const Policy& policy, const propagator<T, Index>& a_hat, con
           }
         },
         true);
-    detail::parallel_for(policy, (k + 1) * f_in, [&](index_t r) {
+    parallel_for(policy, (k + 1) * f_in, [&](index_t r) {
       T* out = dw->row_data(r);
       for (index_t j = 0; j < f_out; ++j) {
         T sum = partial[r * f_out + j];
@@ -201,9 +199,9 @@ void tagcn_backward(const Policy& policy, const propagator<T, Index>& a_hat, con
     host_buffer<T> scratch(k > 0 ? n * f_in : 0, uninitialized);
     matrix_view<T> odd = k > 0 ? scratch.as_matrix(n, f_in) : *dx;
     auto slot = [&](index_t h) { return h % 2 == 0 ? *dx : odd; };
-    detail::blocked_gemm<Policy, T>(policy, dy, w_block(k), slot(k), T(1), T(0), true);
+    blocked_gemm<Policy, T>(policy, dy, w_block(k), slot(k), T(1), T(0), true);
     for (index_t h = k - 1; h >= 0; --h) {
-      detail::blocked_gemm<Policy, T>(policy, dy, w_block(h), slot(h), T(1), T(0), true);
+      blocked_gemm<Policy, T>(policy, dy, w_block(h), slot(h), T(1), T(0), true);
       spmm(policy, at, matrix_view<const T>(slot(h + 1)), slot(h), spmm_params<T>{T(1), T(1)});
     }
   } else {
@@ -216,8 +214,8 @@ void tagcn_backward(const Policy& policy, const propagator<T, Index>& a_hat, con
     for (index_t h = 1; h <= k; ++h) {
       spmm(policy, at, q(h - 1), matrix_view<T>(scratch.data() + (h - 1) * n * f_out, n, f_out));
     }
-    const index_t b = detail::gemm_block_rows;
-    detail::parallel_for(policy, (n + b - 1) / b, [&](index_t blk) {
+    const index_t b = gemm_block_rows;
+    parallel_for(policy, (n + b - 1) / b, [&](index_t blk) {
       const index_t first = blk * b;
       const index_t count = std::min(b, n - first);
       for (index_t h = 0; h <= k; ++h) {
@@ -226,6 +224,59 @@ void tagcn_backward(const Policy& policy, const propagator<T, Index>& a_hat, con
       }
     });
   }
+}
+
+}  // namespace detail
+
+/// Gradients of `tagcn_forward` with A_hat and its transpose given as CSR views in the policy's
+/// memory space (every policy): dX (n x f_in), dW ((K+1) f_in x f_out), db (f_out), each optional
+/// and overwritten. `hops` is the basis written by the forward pass, `w` the forward weights, `dy`
+/// dL/dY (n x f_out). See the file comment for the two dX forms. `a_hat_t` must be A_hat^T (its
+/// shape is checked, its entries are trusted).
+template <class Policy, class TA, class Index, class Space, class T = std::remove_const_t<TA>>
+void tagcn_backward(const Policy& policy, csr_view<TA, Index, Space> a_hat, csr_view<TA, Index, Space> a_hat_t,
+                    const_matrix_arg<T, Space> hops, const_matrix_arg<T, Space> w, const_matrix_arg<T, Space> dy,
+                    optional_matrix_out<T, Space> dx, optional_matrix_out<T, Space> dw,
+                    optional_vector_out<T, Space> db, tagcn_params params = {}) {
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
+  constexpr const char* fn = "tagcn_backward";
+  const index_t k = params.hops;
+  CELLKIT_EXPECTS(k >= 0, fn, "params.hops", "K must be >= 0, got " + std::to_string(k));
+  CELLKIT_EXPECTS(hops.rows() % (k + 1) == 0, fn, "hops",
+                  "has " + std::to_string(hops.rows()) + " rows, not a multiple of K+1 = " + std::to_string(k + 1));
+  const index_t n = hops.rows() / (k + 1);
+  const index_t f_in = hops.cols();
+  const index_t f_out = w.cols();
+  const csr_view<const T, Index, Space> a(a_hat);
+  const csr_view<const T, Index, Space> at(a_hat_t);
+  detail::check_tagcn_common<T, Index, Space>(fn, a, n, f_in, w.shape(), hops.shape(), k);
+  expect_shapes(at.rows() == a.cols() && at.cols() == a.rows() && at.nnz() == a.nnz(), fn, "A_hat^T", at.shape(),
+                "A_hat", a.shape(), "A_hat^T must be the transpose of A_hat (same nnz)");
+  expect_shapes(dy.rows() == n && dy.cols() == f_out, fn, "dY", dy.shape(), "n x f_out", {n, f_out},
+                "dY must have the shape of Y");
+  if (dx)
+    expect_shapes(dx->rows() == n && dx->cols() == f_in, fn, "dX", dx->shape(), "X", {n, f_in},
+                  "dX must have the shape of X");
+  if (dw)
+    expect_shapes(dw->rows() == w.rows() && dw->cols() == f_out, fn, "dW", dw->shape(), "W", w.shape(),
+                  "dW must have the shape of W");
+  if (db) expect_shapes(db->size() == f_out, fn, "db", db->shape(), "W", w.shape(), "one bias per column of W");
+
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_tagcn_backward(policy, at, hops, w, dy, dx, dw, db, k);
+  } else {
+    detail::require_host_policy<Policy>();
+    detail::host_tagcn_backward(policy, csr_view<const T, Index>(at), hops, w, dy, dx, dw, db, k);
+  }
+}
+
+/// Gradients of `tagcn_forward` with A_hat^T from the propagator (host policies).
+template <class Policy, class T, class Index>
+void tagcn_backward(const Policy& policy, const propagator<T, Index>& a_hat, const_matrix_arg<T> hops,
+                    const_matrix_arg<T> w, const_matrix_arg<T> dy, optional_matrix_out<T> dx, optional_matrix_out<T> dw,
+                    optional_vector_out<T> db, tagcn_params params = {}) {
+  detail::require_host_policy<Policy>();
+  tagcn_backward(policy, a_hat.matrix(), a_hat.transpose(), hops, w, dy, dx, dw, db, params);
 }
 
 /// `tagcn_backward` with the best host policy.

@@ -3,8 +3,10 @@
 /// Parameter types of the graph layers (internal header; the aliases live in cellkit::graph).
 /// The element type T of a layer is deduced from its propagator or its output; these aliases keep
 /// the other arguments out of template deduction, so a `matrix_view<T>` converts to
-/// `matrix_view<const T>` and a view converts to `std::optional<view>` at the call site.
+/// `matrix_view<const T>` and a view converts to `std::optional<view>` at the call site. `Space` is
+/// deduced from the layer's graph view (device_space under the cuda policy).
 
+#include <cellkit/core/memory_space.hpp>
 #include <cellkit/core/views.hpp>
 
 #include <optional>
@@ -13,16 +15,16 @@
 namespace cellkit::graph {
 
 /// A read-only matrix input.
-template <class T>
-using const_matrix_arg = std::type_identity_t<matrix_view<const T>>;
+template <class T, class Space = host_space>
+using const_matrix_arg = std::type_identity_t<matrix_view<const T, Space>>;
 /// An optional read-only vector input (e.g. a bias): pass a view or `std::nullopt`.
-template <class T>
-using optional_bias_arg = std::type_identity_t<std::optional<vector_view<const T>>>;
+template <class T, class Space = host_space>
+using optional_bias_arg = std::type_identity_t<std::optional<vector_view<const T, Space>>>;
 /// An optional matrix output (a gradient): pass a view or `std::nullopt` to skip it.
-template <class T>
-using optional_matrix_out = std::type_identity_t<std::optional<matrix_view<T>>>;
+template <class T, class Space = host_space>
+using optional_matrix_out = std::type_identity_t<std::optional<matrix_view<T, Space>>>;
 /// An optional vector output (a gradient): pass a view or `std::nullopt` to skip it.
-template <class T>
-using optional_vector_out = std::type_identity_t<std::optional<vector_view<T>>>;
+template <class T, class Space = host_space>
+using optional_vector_out = std::type_identity_t<std::optional<vector_view<T, Space>>>;
 
 }  // namespace cellkit::graph

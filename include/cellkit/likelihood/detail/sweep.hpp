@@ -17,6 +17,7 @@
 
 #include <cellkit/core/buffer.hpp>
 #include <cellkit/core/config.hpp>
+#include <cellkit/core/detail/scratch.hpp>
 #include <cellkit/core/error.hpp>
 #include <cellkit/core/views.hpp>
 #include <cellkit/execution/for_each.hpp>
@@ -32,10 +33,6 @@
 #include <string>
 #include <type_traits>
 
-#if CELLKIT_CUDA_COMPILER
-#include <cellkit/core/device_buffer.cuh>
-#endif
-
 namespace cellkit::likelihood::detail {
 
 template <class T, model_kind Kind>
@@ -45,21 +42,7 @@ struct model {
   static constexpr bool logits = Kind == model_kind::zinb_logits;
 };
 
-// ---------------------------------------------------------------------------------------------------
-// scratch memory where the policy computes
-
-template <class U, class Space>
-auto make_scratch(index_t n) {
-  if constexpr (std::is_same_v<Space, host_space>) {
-    return host_buffer<U>(n, uninitialized);
-  } else {
-#if CELLKIT_CUDA_COMPILER
-    return device_buffer<U>(n);
-#else
-    return host_buffer<U>(n, uninitialized);  // unreachable: check_policy_and_spaces rejects this first
-#endif
-  }
-}
+using cellkit::detail::make_scratch;
 
 template <class U>
 struct fill_fn {
