@@ -87,15 +87,26 @@ namespace detail {
 /// Elements per chunk of a parallel update; lists below parallel_elements_threshold run serially.
 inline constexpr index_t update_chunk = 16384;
 
-/// Calls f(first, last) over fixed chunks of [0, n).
-template <class Policy, class F>
-void for_each_chunk(const Policy& policy, index_t n, const F& f) {
-  const index_t chunks = (n + update_chunk - 1) / update_chunk;
-  auto body = [&](index_t c) { f(c * update_chunk, std::min(n, (c + 1) * update_chunk)); };
-  if (n < parallel_elements_threshold) {
-    for (index_t c = 0; c < chunks; ++c) body(c);
+/// Calls f(entry, first, last) over fixed chunks of every entry of a list, in one parallel region
+/// (one per entry would fork and join a team for each small bias vector).
+template <class T, class Policy, class F>
+void for_each_list_chunk(const Policy& policy, const parameter_list<T>& params, const F& f) {
+  std::vector<std::pair<std::size_t, index_t>> chunks;  // (entry, first element)
+  index_t total = 0;
+  for (std::size_t e = 0; e < params.size(); ++e) {
+    const index_t n = params[e].size();
+    total += n;
+    for (index_t lo = 0; lo < n; lo += update_chunk) chunks.emplace_back(e, lo);
+  }
+  auto body = [&](index_t c) {
+    const auto [e, lo] = chunks[static_cast<std::size_t>(c)];
+    f(e, lo, std::min(params[e].size(), lo + update_chunk));
+  };
+  const auto count = static_cast<index_t>(chunks.size());
+  if (total < parallel_elements_threshold) {
+    for (index_t c = 0; c < count; ++c) body(c);
   } else {
-    cellkit::detail::parallel_for(policy, chunks, body);
+    cellkit::detail::parallel_for(policy, count, body);
   }
 }
 
@@ -152,21 +163,19 @@ class sgd {
     state_.bind(params, momentum ? 1 : 0, "sgd::step");
     const bool first = steps_ == 0;
     ++steps_;
-    for (std::size_t e = 0; e < params.size(); ++e) {
+    detail::for_each_list_chunk(policy, params, [&](std::size_t e, index_t lo, index_t hi) {
       T* p = params[e].value.data();
       const T* g = params[e].grad.data();
       T* buf = momentum ? state_.buffer(e, 0) : nullptr;
-      detail::for_each_chunk(policy, params[e].size(), [&](index_t lo, index_t hi) {
-        for (index_t i = lo; i < hi; ++i) {
-          T d = o.weight_decay != T(0) ? g[i] + o.weight_decay * p[i] : g[i];
-          if (momentum) {
-            buf[i] = first ? d : buf[i] * o.momentum + (T(1) - o.dampening) * d;
-            d = o.nesterov ? d + o.momentum * buf[i] : buf[i];
-          }
-          p[i] = p[i] - o.lr * d;
+      for (index_t i = lo; i < hi; ++i) {
+        T d = o.weight_decay != T(0) ? g[i] + o.weight_decay * p[i] : g[i];
+        if (momentum) {
+          buf[i] = first ? d : buf[i] * o.momentum + (T(1) - o.dampening) * d;
+          d = o.nesterov ? d + o.momentum * buf[i] : buf[i];
         }
-      });
-    }
+        p[i] = p[i] - o.lr * d;
+      }
+    });
   }
 
   const sgd_params<T>& params() const { return params_; }
@@ -192,29 +201,6 @@ class sgd {
 };
 
 namespace detail {
-
-/// Calls f(entry, first, last) over fixed chunks of every entry of a list, in one parallel region
-/// (one per entry would fork and join a team for each small bias vector).
-template <class T, class Policy, class F>
-void for_each_list_chunk(const Policy& policy, const parameter_list<T>& params, const F& f) {
-  std::vector<std::pair<std::size_t, index_t>> chunks;  // (entry, first element)
-  index_t total = 0;
-  for (std::size_t e = 0; e < params.size(); ++e) {
-    const index_t n = params[e].size();
-    total += n;
-    for (index_t lo = 0; lo < n; lo += update_chunk) chunks.emplace_back(e, lo);
-  }
-  auto body = [&](index_t c) {
-    const auto [e, lo] = chunks[static_cast<std::size_t>(c)];
-    f(e, lo, std::min(params[e].size(), lo + update_chunk));
-  };
-  const auto count = static_cast<index_t>(chunks.size());
-  if (total < parallel_elements_threshold) {
-    for (index_t c = 0; c < count; ++c) body(c);
-  } else {
-    cellkit::detail::parallel_for(policy, count, body);
-  }
-}
 
 /// The scalars of one Adam step.
 template <class T>
@@ -402,22 +388,20 @@ class adadelta {
     state_.bind(params, 2, "adadelta::step");
     ++steps_;
     const auto& o = params_;
-    for (std::size_t e = 0; e < params.size(); ++e) {
+    detail::for_each_list_chunk(policy, params, [&](std::size_t e, index_t lo, index_t hi) {
       T* p = params[e].value.data();
       const T* g = params[e].grad.data();
       T* s = state_.buffer(e, 0);
       T* u = state_.buffer(e, 1);
-      detail::for_each_chunk(policy, params[e].size(), [&](index_t lo, index_t hi) {
-        for (index_t i = lo; i < hi; ++i) {
-          const T gi = o.weight_decay != T(0) ? g[i] + o.weight_decay * p[i] : g[i];
-          s[i] = s[i] * o.rho + (T(1) - o.rho) * (gi * gi);
-          const T std_dev = std::sqrt(s[i] + o.eps);
-          const T delta = std::sqrt(u[i] + o.eps) / std_dev * gi;
-          u[i] = u[i] * o.rho + (T(1) - o.rho) * (delta * delta);
-          p[i] = p[i] - o.lr * delta;
-        }
-      });
-    }
+      for (index_t i = lo; i < hi; ++i) {
+        const T gi = o.weight_decay != T(0) ? g[i] + o.weight_decay * p[i] : g[i];
+        s[i] = s[i] * o.rho + (T(1) - o.rho) * (gi * gi);
+        const T std_dev = std::sqrt(s[i] + o.eps);
+        const T delta = std::sqrt(u[i] + o.eps) / std_dev * gi;
+        u[i] = u[i] * o.rho + (T(1) - o.rho) * (delta * delta);
+        p[i] = p[i] - o.lr * delta;
+      }
+    });
   }
 
   const adadelta_params<T>& params() const { return params_; }
