@@ -1,30 +1,18 @@
 #pragma once
 /// @file
-/// Parameter types of the graph layers (internal header; the aliases live in cellkit::graph).
-/// The element type T of a layer is deduced from its propagator or its output; these aliases keep
-/// the other arguments out of template deduction, so a `matrix_view<T>` converts to
-/// `matrix_view<const T>` and a view converts to `std::optional<view>` at the call site. `Space` is
-/// deduced from the layer's graph view (device_space under the cuda policy).
+/// Parameter types of the graph layers (internal header; the aliases live in cellkit::graph and are
+/// the ones the nn blocks use, core/detail/arguments.hpp).
 
+#include <cellkit/core/detail/arguments.hpp>
 #include <cellkit/core/memory_space.hpp>
-#include <cellkit/core/views.hpp>
-
-#include <optional>
-#include <type_traits>
 
 namespace cellkit::graph {
 
-/// A read-only matrix input.
+using cellkit::detail::const_matrix_arg;
+using cellkit::detail::optional_matrix_out;
+using cellkit::detail::optional_vector_out;
+/// An optional read-only bias: a view or `std::nullopt`.
 template <class T, class Space = host_space>
-using const_matrix_arg = std::type_identity_t<matrix_view<const T, Space>>;
-/// An optional read-only vector input (e.g. a bias): pass a view or `std::nullopt`.
-template <class T, class Space = host_space>
-using optional_bias_arg = std::type_identity_t<std::optional<vector_view<const T, Space>>>;
-/// An optional matrix output (a gradient): pass a view or `std::nullopt` to skip it.
-template <class T, class Space = host_space>
-using optional_matrix_out = std::type_identity_t<std::optional<matrix_view<T, Space>>>;
-/// An optional vector output (a gradient): pass a view or `std::nullopt` to skip it.
-template <class T, class Space = host_space>
-using optional_vector_out = std::type_identity_t<std::optional<vector_view<T, Space>>>;
+using optional_bias_arg = cellkit::detail::optional_vector_arg<T, Space>;
 
 }  // namespace cellkit::graph

@@ -4,6 +4,7 @@
 /// matrix on any policy.
 
 #include <cellkit/core/config.hpp>
+#include <cellkit/core/detail/arguments.hpp>
 #include <cellkit/core/error.hpp>
 #include <cellkit/core/views.hpp>
 #include <cellkit/execution/detail/host_parallel.hpp>
@@ -15,18 +16,10 @@
 
 namespace cellkit::nn {
 
-/// A read-only matrix input (kept out of template deduction so `matrix_view<T>` converts).
-template <class T, class Space = host_space>
-using const_matrix_arg = std::type_identity_t<matrix_view<const T, Space>>;
-/// An optional read-only vector input (a bias): a view or `std::nullopt`.
-template <class T, class Space = host_space>
-using optional_vector_arg = std::type_identity_t<std::optional<vector_view<const T, Space>>>;
-/// An optional matrix output (a gradient): a view or `std::nullopt` to skip it.
-template <class T, class Space = host_space>
-using optional_matrix_out = std::type_identity_t<std::optional<matrix_view<T, Space>>>;
-/// An optional vector output (a gradient): a view or `std::nullopt` to skip it.
-template <class T, class Space = host_space>
-using optional_vector_out = std::type_identity_t<std::optional<vector_view<T, Space>>>;
+using cellkit::detail::const_matrix_arg;
+using cellkit::detail::optional_matrix_out;
+using cellkit::detail::optional_vector_arg;
+using cellkit::detail::optional_vector_out;
 
 }  // namespace cellkit::nn
 
