@@ -24,6 +24,15 @@ namespace cellkit::graph::detail {
 
 using cellkit::detail::make_scratch;
 
+/// Row and column of element e of a row-major enumeration of a matrix with `cols` columns.
+struct matrix_element {
+  index_t i, j;
+};
+CELLKIT_HD inline matrix_element element_at(index_t e, index_t cols) {
+  const index_t i = e / cols;
+  return {i, e - i * cols};
+}
+
 /// y(i, j) = alpha sum_p a_ip x(idx_p, j) (+ beta y(i, j); y is not read when beta = 0): one
 /// element per call, the row's entries in index order. Threads of a warp take consecutive j of one
 /// row, so the reads of x and the writes of y are coalesced.
@@ -35,8 +44,7 @@ struct csr_product_fn {
   T alpha;
   T beta;
   CELLKIT_HD void operator()(index_t e) const {
-    const index_t i = e / y.cols();
-    const index_t j = e - i * y.cols();
+    const auto [i, j] = element_at(e, y.cols());
     T sum = T(0);
     for (auto p = static_cast<index_t>(a.indptr()[i]); p < static_cast<index_t>(a.indptr()[i + 1]); ++p)
       sum += a.values()[p] * x(static_cast<index_t>(a.indices()[p]), j);
@@ -50,8 +58,7 @@ struct add_row_vector_fn {
   vector_view<const T, Space> b;
   matrix_view<T, Space> y;
   CELLKIT_HD void operator()(index_t e) const {
-    const index_t i = e / y.cols();
-    const index_t j = e - i * y.cols();
+    const auto [i, j] = element_at(e, y.cols());
     y(i, j) += b[j];
   }
 };
@@ -74,8 +81,7 @@ struct copy_matrix_fn {
   matrix_view<const T, Space> src;
   matrix_view<T, Space> dst;
   CELLKIT_HD void operator()(index_t e) const {
-    const index_t i = e / dst.cols();
-    const index_t j = e - i * dst.cols();
+    const auto [i, j] = element_at(e, dst.cols());
     dst(i, j) = src(i, j);
   }
 };
