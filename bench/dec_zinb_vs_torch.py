@@ -30,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models_table import DATA, ROOT, label_count, raw_count_datasets  # noqa: E402
+from models_table import DATA, ROOT, emit_table, label_count, raw_count_datasets  # noqa: E402
 
 PEER = os.path.join(ROOT, "bench", "peers", "dec_zinb_torch.py")
 PYTHON = "/usr/bin/python3"  # Debian python with numpy / scipy / sklearn / torch
@@ -192,11 +192,7 @@ def main():
                     notes.append(f"- {dataset} seed {seed} {name}: K = {r['k']} (labels.tsv has {k})")
     if notes:
         lines += ["", "Notes:", ""] + notes
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    emit_table(lines, args.out)
     return 0
 
 

@@ -34,6 +34,15 @@ MODELS = {
 }
 
 
+def emit_table(lines, out=None):
+    """Prints the markdown lines and, when `out` is given, writes them to that file too."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+
+
 def raw_count_datasets(wanted):
     names = []
     for name in sorted(os.listdir(DATA)) if os.path.isdir(DATA) else []:
@@ -110,11 +119,7 @@ def main():
              "| dataset | K | model | ARI (mean) | ARI spread | NMI (mean) | s per run |", "|---|---|---|---|---|---|---|"]
     for dataset, k, model, ari, spread, nmi, secs in rows:
         lines.append(f"| {dataset} | {k} | {model} | {ari:.3f} | {spread:.3f} | {nmi:.3f} | {secs:.1f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    emit_table(lines, args.out)
     return 0
 
 
