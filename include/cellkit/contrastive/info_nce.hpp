@@ -86,13 +86,22 @@
 ///
 /// ## Determinism and execution
 ///
-/// Host only (`serial{}`, `openmp{threads}`; a `cuda` policy or device views do not compile). Tiled
-/// results are bit-identical for every thread count and schedule (every tile is a serial GEMM of a
-/// fixed shape, each row receives its tiles' contributions in the fixed round order, and the sums
-/// follow fixed orders); they depend on the tile sizes only through rounding. The materialised path's GEMMs follow the
-/// policy's thread count (rounding-level differences between thread counts). Every call returns when the results are
-/// written.
+/// Host policies (`serial{}`, `openmp{threads}`) run the engines above. Tiled results are
+/// bit-identical for every thread count and schedule (every tile is a serial GEMM of a fixed
+/// shape, each row receives its tiles' contributions in the fixed round order, and the sums follow
+/// fixed orders); they depend on the tile sizes only through rounding. The materialised path's
+/// GEMMs follow the policy's thread count (rounding-level differences between thread counts).
+/// Every host call returns when the results are written.
 ///
+/// `cuda{stream}` with device views (labels: a device `vector_view` or a host sequence; graph: a
+/// device `csr_view`) runs the portable evaluation of detail/portable_info_nce.hpp: every tile of
+/// row_block x column_tile (the symmetry is not used), one cuBLAS GEMM per tile, the row
+/// log-sum-exp in chunks of 64 columns merged in column order, the gradient as two GEMMs per tile;
+/// `algorithm` is ignored (always tiled). Memory: the normalised rows, two M x d gradient
+/// accumulators and one tile. No atomics: repeated runs give the same bits; results agree with
+/// the host engines to rounding (the tests check 1e-12 in double). The argument checks read the
+/// views on the device; labels and graph structure are copied to the host for their checks and
+/// class/edge lists (O(N + nnz)). The call synchronises the stream (it returns the loss).///
 /// ## Example
 ///
 /// ```cpp
@@ -107,12 +116,14 @@
 #include <cellkit/contrastive/detail/common.hpp>
 #include <cellkit/contrastive/detail/info_nce_impl.hpp>
 #include <cellkit/contrastive/detail/info_nce_variants.hpp>
+#include <cellkit/contrastive/detail/portable_info_nce.hpp>
 #include <cellkit/core/config.hpp>
 #include <cellkit/core/error.hpp>
 #include <cellkit/core/views.hpp>
 #include <cellkit/execution/gemm.hpp>
 #include <cellkit/execution/policy.hpp>
 
+#include <cmath>
 #include <optional>
 #include <span>
 #include <string>
@@ -137,9 +148,10 @@ struct info_nce_params {
   index_t column_tile = 512;  ///< columns per tile of the bank variant (tiled)
 };
 
-/// A gradient output: a view of the input's shape, or std::nullopt to skip it.
-template <class T>
-using gradient_output = std::optional<matrix_view<T>>;
+/// A gradient output: a view of the input's shape (in the input's memory space), or std::nullopt
+/// to skip it.
+template <class T, class Space = host_space>
+using gradient_output = std::optional<matrix_view<T, Space>>;
 
 namespace detail {
 
@@ -155,17 +167,65 @@ info_nce_options<T> check_info_nce_params(const char* function, const info_nce_p
   return {p.temperature, p.eps, p.algorithm == info_nce_algorithm::materialized, {p.row_block, p.column_tile}};
 }
 
-template <class T>
-void check_embeddings(const char* function, const char* name, matrix_view<const T> x) {
+template <class Policy, class T, class Space>
+void check_embeddings(const Policy& policy, const char* function, const char* name, matrix_view<const T, Space> x) {
   CELLKIT_EXPECTS(x.rows() >= 1, function, name, "has no rows (cells)");
   CELLKIT_EXPECTS(x.cols() >= 1, function, name, "has no columns (embedding dimensions)");
-  check_finite<T>(function, name, x);
+  check_finite_on(policy, function, name, x);
 }
 
-template <class T>
-void check_same_shape(const char* function, const char* name_a, matrix_view<const T> a, const char* name_b,
-                      matrix_view<const T> b, const char* rule) {
+template <class T, class Space>
+void check_same_shape(const char* function, const char* name_a, matrix_view<const T, Space> a, const char* name_b,
+                      matrix_view<const T, Space> b, const char* rule) {
   expect_shapes(a.rows() == b.rows() && a.cols() == b.cols(), function, name_b, b.shape(), name_a, a.shape(), rule);
+}
+
+/// The labels as a host sequence: a span of host labels, or a copy of device labels (a
+/// vector_view of device memory, cuda policy only).
+template <class Policy, class Labels>
+auto labels_on_host(const Policy& policy, const Labels& labels) {
+  using L = label_value_t<Labels>;
+  if constexpr (requires { typename Labels::space; }) {
+    if constexpr (std::is_same_v<typename Labels::space, device_space>) {
+      static_assert(is_device_policy_v<Policy>,
+                    "cellkit::contrastive::supervised_info_nce: device labels need the cuda policy");
+      return download(policy, vector_view<const L, device_space>(labels.data(), labels.size()));
+    } else {
+      return std::span<const L>(labels.data(), static_cast<std::size_t>(labels.size()));
+    }
+  } else {
+    return std::span<const L>(labels.data(), static_cast<std::size_t>(labels.size()));
+  }
+}
+
+/// The checked edges of a host graph: no self-loops, weights finite and >= 0, some weight > 0.
+template <class T, class TG, class Index>
+edge_list<T> graph_edges(const char* fn, csr_view<TG, Index> graph) {
+  validate(graph);
+  const index_t n = graph.rows();
+  edge_list<T> edges;
+  edges.indptr.resize(static_cast<std::size_t>(n) + 1);
+  edges.indices.reserve(static_cast<std::size_t>(graph.nnz()));
+  edges.weights.reserve(static_cast<std::size_t>(graph.nnz()));
+  double total = 0;
+  for (index_t i = 0; i < n; ++i) {
+    edges.indptr[static_cast<std::size_t>(i)] = static_cast<index_t>(edges.indices.size());
+    for (index_t p = graph.row_begin(i); p < graph.row_end(i); ++p) {
+      const auto j = static_cast<index_t>(graph.indices()[p]);
+      const double w = static_cast<double>(graph.values()[p]);
+      CELLKIT_EXPECTS(j != i, fn, "graph",
+                      "has a self-loop at row " + std::to_string(i) + ": a cell cannot be its own positive");
+      CELLKIT_EXPECTS(std::isfinite(w) && w >= 0, fn, "graph",
+                      "edge (" + std::to_string(i) + ", " + std::to_string(j) + ") has weight " + number_text(w) +
+                          "; edge weights must be finite and non-negative");
+      edges.indices.push_back(j);
+      edges.weights.push_back(static_cast<T>(w));
+      total += w;
+    }
+  }
+  edges.indptr[static_cast<std::size_t>(n)] = static_cast<index_t>(edges.indices.size());
+  CELLKIT_EXPECTS(total > 0, fn, "graph", "has no edge with a positive weight: there is no positive pair");
+  return edges;
 }
 
 }  // namespace detail
@@ -178,24 +238,28 @@ void check_same_shape(const char* function, const char* name_a, matrix_view<cons
 /// Returns the loss; writes dL/d view_a into grad_a and dL/d view_b into grad_b when given.
 template <class Policy, class TA, class SpaceA, class TB, class SpaceB>
 std::remove_const_t<TA> info_nce(const Policy& policy, matrix_view<TA, SpaceA> view_a, matrix_view<TB, SpaceB> view_b,
-                                 std::type_identity_t<gradient_output<std::remove_const_t<TA>>> grad_a,
-                                 std::type_identity_t<gradient_output<std::remove_const_t<TA>>> grad_b,
+                                 std::type_identity_t<gradient_output<std::remove_const_t<TA>, SpaceA>> grad_a,
+                                 std::type_identity_t<gradient_output<std::remove_const_t<TA>, SpaceA>> grad_b,
                                  const std::type_identity_t<info_nce_params<std::remove_const_t<TA>>>& params = {}) {
   using T = std::remove_const_t<TA>;
-  detail::check_host_policy<Policy, SpaceA, SpaceB>();
+  detail::check_policy<Policy, SpaceA, SpaceB>();
   static_assert(detail::is_real_v<T>, "cellkit::contrastive::info_nce: embeddings must be float or double");
   static_assert(std::is_same_v<std::remove_const_t<TB>, T>, "cellkit::contrastive::info_nce: both views need one type");
   constexpr const char* fn = "info_nce";
   const auto opt = detail::check_info_nce_params(fn, params);
-  const matrix_view<const T> a(view_a), b(view_b);
+  const matrix_view<const T, SpaceA> a(view_a), b(view_b);
   detail::check_same_shape<T>(fn, "view_a", a, "view_b", b, "the two views must have the same shape");
-  detail::check_embeddings<T>(fn, "view_a", a);
-  detail::check_embeddings<T>(fn, "view_b", b);
+  detail::check_embeddings(policy, fn, "view_a", a);
+  detail::check_embeddings(policy, fn, "view_b", b);
   detail::check_output_shape(fn, "grad_a", grad_a, "view_a", a.shape());
   detail::check_output_shape(fn, "grad_b", grad_b, "view_b", b.shape());
   detail::check_no_overlap(fn, "grad_a", grad_a, "grad_b", grad_b);
-  return static_cast<T>(
-      detail::two_view_info_nce<T>(::cellkit::detail::host_threads(policy), a, b, nullptr, grad_a, grad_b, opt));
+  if constexpr (is_device_policy_v<Policy>) {
+    return static_cast<T>(detail::portable_two_view_info_nce(policy, a, b, nullptr, grad_a, grad_b, opt));
+  } else {
+    return static_cast<T>(
+        detail::two_view_info_nce<T>(::cellkit::detail::host_threads(policy), a, b, nullptr, grad_a, grad_b, opt));
+  }
 }
 
 /// `info_nce` with `default_host_policy()`.
@@ -212,37 +276,44 @@ std::remove_const_t<TA> info_nce(matrix_view<TA> view_a, matrix_view<TB> view_b,
 // ---------------------------------------------------------------------------------------------
 
 /// Supervised contrastive loss over two views with `labels` (N integers of any values, any
-/// contiguous sequence: std::vector, std::span, vector_view, ...): positives are all other views
-/// of the same label. Extra cost over `info_nce`: O(N d + N log N) for the class sums.
+/// contiguous sequence: std::vector, std::span, vector_view, ...; with the cuda policy a
+/// vector_view of device memory or a host sequence): positives are all other views of the same
+/// label. Extra cost over `info_nce`: O(N d + N log N) for the class sums (the labels are
+/// remapped on the host: device labels are copied there first).
 template <class Policy, class TA, class SpaceA, class TB, class SpaceB, detail::label_sequence Labels>
 std::remove_const_t<TA> supervised_info_nce(
     const Policy& policy, matrix_view<TA, SpaceA> view_a, matrix_view<TB, SpaceB> view_b, const Labels& labels,
-    std::type_identity_t<gradient_output<std::remove_const_t<TA>>> grad_a,
-    std::type_identity_t<gradient_output<std::remove_const_t<TA>>> grad_b,
+    std::type_identity_t<gradient_output<std::remove_const_t<TA>, SpaceA>> grad_a,
+    std::type_identity_t<gradient_output<std::remove_const_t<TA>, SpaceA>> grad_b,
     const std::type_identity_t<info_nce_params<std::remove_const_t<TA>>>& params = {}) {
   using T = std::remove_const_t<TA>;
-  detail::check_host_policy<Policy, SpaceA, SpaceB>();
+  detail::check_policy<Policy, SpaceA, SpaceB>();
   static_assert(detail::is_real_v<T>, "cellkit::contrastive::supervised_info_nce: embeddings must be float or double");
   static_assert(std::is_same_v<std::remove_const_t<TB>, T>,
                 "cellkit::contrastive::supervised_info_nce: both views need one type");
   constexpr const char* fn = "supervised_info_nce";
   const auto opt = detail::check_info_nce_params(fn, params);
-  const matrix_view<const T> a(view_a), b(view_b);
+  const matrix_view<const T, SpaceA> a(view_a), b(view_b);
   detail::check_same_shape<T>(fn, "view_a", a, "view_b", b, "the two views must have the same shape");
   const auto label_count = static_cast<index_t>(labels.size());
   expect_shapes(label_count == a.rows(), fn, "labels", {label_count, 1}, "view_a", a.shape(),
                 "labels needs one entry per row of the views");
-  detail::check_embeddings<T>(fn, "view_a", a);
-  detail::check_embeddings<T>(fn, "view_b", b);
+  detail::check_embeddings(policy, fn, "view_a", a);
+  detail::check_embeddings(policy, fn, "view_b", b);
   detail::check_output_shape(fn, "grad_a", grad_a, "view_a", a.shape());
   detail::check_output_shape(fn, "grad_b", grad_b, "view_b", b.shape());
   detail::check_no_overlap(fn, "grad_a", grad_a, "grad_b", grad_b);
   using L = detail::label_value_t<Labels>;
-  const auto remapped = detail::remap_labels(std::span<const L>(labels.data(), static_cast<std::size_t>(label_count)));
+  const auto host_labels = detail::labels_on_host(policy, labels);
+  const auto remapped = detail::remap_labels(std::span<const L>(host_labels.data(), host_labels.size()));
   detail::class_layout classes{remapped.id, std::vector<index_t>(static_cast<std::size_t>(remapped.count), 0)};
   for (index_t c : classes.id) ++classes.count[static_cast<std::size_t>(c)];
-  return static_cast<T>(
-      detail::two_view_info_nce<T>(::cellkit::detail::host_threads(policy), a, b, &classes, grad_a, grad_b, opt));
+  if constexpr (is_device_policy_v<Policy>) {
+    return static_cast<T>(detail::portable_two_view_info_nce(policy, a, b, &classes, grad_a, grad_b, opt));
+  } else {
+    return static_cast<T>(
+        detail::two_view_info_nce<T>(::cellkit::detail::host_threads(policy), a, b, &classes, grad_a, grad_b, opt));
+  }
 }
 
 /// `supervised_info_nce` with `default_host_policy()`.
@@ -262,49 +333,37 @@ std::remove_const_t<TA> supervised_info_nce(
 /// Graph InfoNCE of `embeddings` (N x d) with positives = the edges of `graph` (N x N CSR, any
 /// index type; values are the edge weights w_ij >= 0; structure checked with `validate`). Rows
 /// without edges only act as negatives. Extra cost: O(nnz d) for the positive terms and O(N + nnz)
-/// for the transposed edge list.
+/// for the transposed edge list (built on the host: a device graph is copied there first).
 template <class Policy, class TE, class SpaceE, class TG, class Index, class SpaceG>
 std::remove_const_t<TE> graph_info_nce(
     const Policy& policy, matrix_view<TE, SpaceE> embeddings, csr_view<TG, Index, SpaceG> graph,
-    std::type_identity_t<gradient_output<std::remove_const_t<TE>>> grad,
+    std::type_identity_t<gradient_output<std::remove_const_t<TE>, SpaceE>> grad,
     const std::type_identity_t<info_nce_params<std::remove_const_t<TE>>>& params = {}) {
   using T = std::remove_const_t<TE>;
-  detail::check_host_policy<Policy, SpaceE, SpaceG>();
+  detail::check_policy<Policy, SpaceE, SpaceG>();
   static_assert(detail::is_real_v<T>, "cellkit::contrastive::graph_info_nce: embeddings must be float or double");
   static_assert(std::is_arithmetic_v<std::remove_const_t<TG>>,
                 "cellkit::contrastive::graph_info_nce: graph values (edge weights) must be numbers");
   constexpr const char* fn = "graph_info_nce";
   const auto opt = detail::check_info_nce_params(fn, params);
-  const matrix_view<const T> z(embeddings);
+  const matrix_view<const T, SpaceE> z(embeddings);
   const index_t n = z.rows();
   expect_shapes(graph.rows() == n && graph.cols() == n, fn, "graph", graph.shape(), "embeddings", z.shape(),
                 "the graph needs one row and one column per row of embeddings");
-  detail::check_embeddings<T>(fn, "embeddings", z);
+  detail::check_embeddings(policy, fn, "embeddings", z);
   detail::check_output_shape(fn, "grad", grad, "embeddings", z.shape());
-  validate(graph);
-  detail::edge_list<T> edges;
-  edges.indptr.resize(static_cast<std::size_t>(n) + 1);
-  edges.indices.reserve(static_cast<std::size_t>(graph.nnz()));
-  edges.weights.reserve(static_cast<std::size_t>(graph.nnz()));
-  double total = 0;
-  for (index_t i = 0; i < n; ++i) {
-    edges.indptr[static_cast<std::size_t>(i)] = static_cast<index_t>(edges.indices.size());
-    for (index_t p = graph.row_begin(i); p < graph.row_end(i); ++p) {
-      const auto j = static_cast<index_t>(graph.indices()[p]);
-      const double w = static_cast<double>(graph.values()[p]);
-      CELLKIT_EXPECTS(j != i, fn, "graph",
-                      "has a self-loop at row " + std::to_string(i) + ": a cell cannot be its own positive");
-      CELLKIT_EXPECTS(std::isfinite(w) && w >= 0, fn, "graph",
-                      "edge (" + std::to_string(i) + ", " + std::to_string(j) + ") has weight " +
-                          detail::number_text(w) + "; edge weights must be finite and non-negative");
-      edges.indices.push_back(j);
-      edges.weights.push_back(static_cast<T>(w));
-      total += w;
-    }
+  if constexpr (is_device_policy_v<Policy>) {
+    using V = std::remove_const_t<TG>;
+    const auto indptr = detail::download(policy, vector_view<const Index, SpaceG>(graph.indptr(), n + 1));
+    const auto indices = detail::download(policy, vector_view<const Index, SpaceG>(graph.indices(), graph.nnz()));
+    const auto values = detail::download(policy, vector_view<const V, SpaceG>(graph.values(), graph.nnz()));
+    const csr_view<const V, Index> host_graph(n, n, graph.nnz(), indptr.data(), indices.data(), values.data());
+    return static_cast<T>(
+        detail::portable_graph_info_nce(policy, z, detail::graph_edges<T>(fn, host_graph), grad, opt));
+  } else {
+    return static_cast<T>(detail::graph_info_nce<T>(::cellkit::detail::host_threads(policy), z,
+                                                    detail::graph_edges<T>(fn, graph), grad, opt));
   }
-  edges.indptr[static_cast<std::size_t>(n)] = static_cast<index_t>(edges.indices.size());
-  CELLKIT_EXPECTS(total > 0, fn, "graph", "has no edge with a positive weight: there is no positive pair");
-  return static_cast<T>(detail::graph_info_nce<T>(::cellkit::detail::host_threads(policy), z, edges, grad, opt));
 }
 
 /// `graph_info_nce` with `default_host_policy()`.
@@ -326,32 +385,36 @@ std::remove_const_t<TE> graph_info_nce(
 template <class Policy, class TQ, class SpaceQ, class TK, class SpaceK, class TB, class SpaceB>
 std::remove_const_t<TQ> info_nce_with_bank(
     const Policy& policy, matrix_view<TQ, SpaceQ> queries, matrix_view<TK, SpaceK> keys, matrix_view<TB, SpaceB> bank,
-    std::type_identity_t<gradient_output<std::remove_const_t<TQ>>> grad_queries,
-    std::type_identity_t<gradient_output<std::remove_const_t<TQ>>> grad_keys,
-    std::type_identity_t<gradient_output<std::remove_const_t<TQ>>> grad_bank,
+    std::type_identity_t<gradient_output<std::remove_const_t<TQ>, SpaceQ>> grad_queries,
+    std::type_identity_t<gradient_output<std::remove_const_t<TQ>, SpaceQ>> grad_keys,
+    std::type_identity_t<gradient_output<std::remove_const_t<TQ>, SpaceQ>> grad_bank,
     const std::type_identity_t<info_nce_params<std::remove_const_t<TQ>>>& params = {}) {
   using T = std::remove_const_t<TQ>;
-  detail::check_host_policy<Policy, SpaceQ, SpaceK, SpaceB>();
+  detail::check_policy<Policy, SpaceQ, SpaceK, SpaceB>();
   static_assert(detail::is_real_v<T>, "cellkit::contrastive::info_nce_with_bank: embeddings must be float or double");
   static_assert(std::is_same_v<std::remove_const_t<TK>, T> && std::is_same_v<std::remove_const_t<TB>, T>,
                 "cellkit::contrastive::info_nce_with_bank: queries, keys and bank need one type");
   constexpr const char* fn = "info_nce_with_bank";
   const auto opt = detail::check_info_nce_params(fn, params);
-  const matrix_view<const T> q(queries), k(keys), nb(bank);
+  const matrix_view<const T, SpaceQ> q(queries), k(keys), nb(bank);
   detail::check_same_shape<T>(fn, "queries", q, "keys", k, "queries and keys must have the same shape");
   expect_shapes(nb.cols() == q.cols(), fn, "bank", nb.shape(), "queries", q.shape(),
                 "the bank's rows must have the embedding dimension of the queries");
-  detail::check_embeddings<T>(fn, "queries", q);
-  detail::check_embeddings<T>(fn, "keys", k);
-  detail::check_finite<T>(fn, "bank", nb);
+  detail::check_embeddings(policy, fn, "queries", q);
+  detail::check_embeddings(policy, fn, "keys", k);
+  detail::check_finite_on(policy, fn, "bank", nb);
   detail::check_output_shape(fn, "grad_queries", grad_queries, "queries", q.shape());
   detail::check_output_shape(fn, "grad_keys", grad_keys, "keys", k.shape());
   detail::check_output_shape(fn, "grad_bank", grad_bank, "bank", nb.shape());
   detail::check_no_overlap(fn, "grad_queries", grad_queries, "grad_keys", grad_keys);
   detail::check_no_overlap(fn, "grad_queries", grad_queries, "grad_bank", grad_bank);
   detail::check_no_overlap(fn, "grad_keys", grad_keys, "grad_bank", grad_bank);
-  return static_cast<T>(detail::bank_info_nce<T>(::cellkit::detail::host_threads(policy), q, k, nb, grad_queries,
-                                                 grad_keys, grad_bank, opt));
+  if constexpr (is_device_policy_v<Policy>) {
+    return static_cast<T>(detail::portable_bank_info_nce(policy, q, k, nb, grad_queries, grad_keys, grad_bank, opt));
+  } else {
+    return static_cast<T>(detail::bank_info_nce<T>(::cellkit::detail::host_threads(policy), q, k, nb, grad_queries,
+                                                   grad_keys, grad_bank, opt));
+  }
 }
 
 /// `info_nce_with_bank` with `default_host_policy()`.

@@ -112,25 +112,25 @@ void check_finite(const char* function, const char* argument, matrix_view<const 
 }
 
 /// An optional output must have the given shape.
-template <class T>
-void check_output_shape(const char* function, const char* name, const std::optional<matrix_view<T>>& out,
+template <class T, class Space>
+void check_output_shape(const char* function, const char* name, const std::optional<matrix_view<T, Space>>& out,
                         const char* input_name, shape2 input_shape) {
   if (!out) return;
   expect_shapes(out->rows() == input_shape.rows && out->cols() == input_shape.cols, function, name, out->shape(),
                 input_name, input_shape, "a gradient has the shape of its input");
 }
 
-template <class T>
-bool overlaps(const matrix_view<T>& a, const matrix_view<T>& b) {
+template <class T, class Space>
+bool overlaps(const matrix_view<T, Space>& a, const matrix_view<T, Space>& b) {
   if (a.empty() || b.empty()) return false;
   const T* a_end = a.row_data(a.rows() - 1) + a.cols();
   const T* b_end = b.row_data(b.rows() - 1) + b.cols();
   return std::less<const T*>{}(a.data(), b_end) && std::less<const T*>{}(b.data(), a_end);
 }
 
-template <class T>
-void check_no_overlap(const char* function, const char* name_a, const std::optional<matrix_view<T>>& a,
-                      const char* name_b, const std::optional<matrix_view<T>>& b) {
+template <class T, class Space>
+void check_no_overlap(const char* function, const char* name_a, const std::optional<matrix_view<T, Space>>& a,
+                      const char* name_b, const std::optional<matrix_view<T, Space>>& b) {
   if (!a || !b) return;
   CELLKIT_EXPECTS(!overlaps(*a, *b), function, name_a,
                   std::string("overlaps ") + name_b + " in memory: each gradient needs its own array");

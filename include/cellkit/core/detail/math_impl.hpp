@@ -69,6 +69,7 @@ CELLKIT_MATH_DETAIL_WRAP1(exp_, exp, expf)
 CELLKIT_MATH_DETAIL_WRAP1(expm1_, expm1, expm1f)
 CELLKIT_MATH_DETAIL_WRAP1(fabs_, fabs, fabsf)
 CELLKIT_MATH_DETAIL_WRAP1(rint_, rint, rintf)
+CELLKIT_MATH_DETAIL_WRAP1(sqrt_, sqrt, sqrtf)
 
 #undef CELLKIT_MATH_DETAIL_WRAP1
 

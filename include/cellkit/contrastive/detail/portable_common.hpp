@@ -1,0 +1,221 @@
+#pragma once
+/// @file
+/// The contrastive losses' evaluation for every policy (internal): argument checks that read device
+/// memory, and the row L2 normalisation (forward and backward) as `CELLKIT_HD` functors over
+/// `for_each_index`. The `cuda` policy runs the portable paths built on these (portable_*.hpp); the
+/// host policies keep their tuned kernels and run the portable paths only in the tests, which is
+/// how the device arithmetic is checked on machines without a GPU (docs/design.md, item 12).
+///
+/// Every functor writes its own outputs and sums in a fixed order (no atomics), so a device run
+/// gives the same bits every time; it agrees with the host kernels to rounding.
+
+#include <cellkit/contrastive/detail/common.hpp>
+#include <cellkit/core/config.hpp>
+#include <cellkit/core/copy.hpp>
+#include <cellkit/core/detail/math_impl.hpp>
+#include <cellkit/core/detail/scratch.hpp>
+#include <cellkit/core/error.hpp>
+#include <cellkit/core/views.hpp>
+#include <cellkit/execution/for_each.hpp>
+#include <cellkit/execution/policy.hpp>
+#include <cellkit/execution/reduce.hpp>
+
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace cellkit::contrastive::detail {
+
+using ::cellkit::detail::make_scratch;
+
+/// Compile-time checks of a contrastive loss's policy and the spaces of its views.
+template <class Policy, class... Spaces>
+constexpr void check_policy() {
+  ::cellkit::detail::check_policy_and_spaces<Policy, Spaces...>();
+}
+
+inline constexpr index_t no_element = std::numeric_limits<index_t>::max();
+
+/// e (row-major index) when x's element e is NaN or infinite, else no_element.
+template <class T, class Space>
+struct non_finite_element_fn {
+  matrix_view<const T, Space> x;
+  CELLKIT_HD index_t operator()(index_t e) const {
+    const index_t i = e / x.cols();
+    const T v = x(i, e - i * x.cols());
+    return v - v == T(0) ? no_element : e;
+  }
+};
+
+/// Every element of x finite, else invalid_argument naming the argument and the first bad element
+/// (the same message as the host check). Device views: one reduction, and one element copied back
+/// when a value is bad; synchronises the stream.
+template <class Policy, class T, class Space>
+void check_finite_on(const Policy& policy, const char* function, const char* argument, matrix_view<const T, Space> x) {
+  if constexpr (std::is_same_v<Space, host_space>) {
+    (void)policy;
+    check_finite<T>(function, argument, x);
+  } else {
+    if (x.rows() == 0 || x.cols() == 0) return;
+    const index_t bad =
+        transform_reduce(policy, x.rows() * x.cols(), no_element, min_op{}, non_finite_element_fn<T, Space>{x});
+    if (bad == no_element) return;
+    const index_t i = bad / x.cols();
+    const index_t k = bad - i * x.cols();
+    T value{};
+    copy(policy, matrix_view<const T, Space>(x.row_data(i) + k, 1, 1), matrix_view<T>(&value, 1, 1));
+    synchronize(policy);
+    ::cellkit::detail::throw_invalid_argument(function, argument,
+                                              std::string(argument) + "(" + std::to_string(i) + ", " +
+                                                  std::to_string(k) + ") is " + (value != value ? "NaN" : "infinite") +
+                                                  ": embeddings must be finite");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row normalisation (F.normalize(x, p=2, dim=1, eps)) in any memory space
+// ---------------------------------------------------------------------------------------------
+
+/// u = h / max(||h||, eps) row by row, and the state its backward pass needs, in Space.
+template <class T, class Space>
+struct portable_normalized_rows {
+  decltype(make_scratch<T, Space>(0)) u;
+  decltype(make_scratch<T, Space>(0)) inv_denom;
+  decltype(make_scratch<unsigned char, Space>(0)) clamped;
+  index_t rows = 0;
+  index_t cols = 0;
+
+  portable_normalized_rows(index_t rows_, index_t cols_)
+      : u(make_scratch<T, Space>(rows_ * cols_)),
+        inv_denom(make_scratch<T, Space>(rows_)),
+        clamped(make_scratch<unsigned char, Space>(rows_)),
+        rows(rows_),
+        cols(cols_) {}
+
+  matrix_view<const T, Space> view() const { return {u.data(), rows, cols}; }
+  matrix_view<const T, Space> row_block(index_t first, index_t count) const {
+    return {u.data() + first * cols, count, cols};
+  }
+};
+
+/// Row i of h into row offset + i of the normalised state (the norm accumulated in double, as the
+/// host's normalize_into).
+template <class T, class Space>
+struct normalize_row_fn {
+  matrix_view<const T, Space> h;
+  T eps;
+  T* u;
+  T* inv_denom;
+  unsigned char* clamped;
+  index_t offset;
+  CELLKIT_HD void operator()(index_t i) const {
+    const index_t d = h.cols();
+    const T* src = h.row_data(i);
+    double sum = 0;
+    for (index_t k = 0; k < d; ++k) sum += static_cast<double>(src[k]) * static_cast<double>(src[k]);
+    const T norm = static_cast<T>(::cellkit::math::detail::sqrt_(sum));
+    const bool is_clamped = !(norm > eps);
+    const T denom = is_clamped ? eps : norm;
+    T* dst = u + (offset + i) * d;
+    for (index_t k = 0; k < d; ++k) dst[k] = src[k] / denom;
+    inv_denom[offset + i] = T(1) / denom;
+    clamped[offset + i] = is_clamped ? 1 : 0;
+  }
+};
+
+/// Normalises the rows of h into rows [offset, offset + h.rows()) of `out`.
+template <class Policy, class T, class Space>
+void portable_normalize_into(const Policy& policy, matrix_view<const T, Space> h, T eps,
+                             portable_normalized_rows<T, Space>& out, index_t offset) {
+  for_each_index(policy, h.rows(),
+                 normalize_row_fn<T, Space>{h, eps, out.u.data(), out.inv_denom.data(), out.clamped.data(), offset});
+}
+
+/// Backward of the normalisation for row offset + i: g (dL/du on entry) becomes dL/dh, times scale
+/// (the host's normalize_backward).
+template <class T, class Space>
+struct normalize_backward_row_fn {
+  const T* u;
+  const T* inv_denom;
+  const unsigned char* clamped;
+  index_t offset;
+  matrix_view<T, Space> g;
+  T scale;
+  CELLKIT_HD void operator()(index_t i) const {
+    const index_t d = g.cols();
+    T* gi = g.row_data(i);
+    const T* ui = u + (offset + i) * d;
+    const T inv = inv_denom[offset + i];
+    if (clamped[offset + i]) {
+      for (index_t k = 0; k < d; ++k) gi[k] = gi[k] * scale * inv;
+      return;
+    }
+    double dot = 0;
+    for (index_t k = 0; k < d; ++k) dot += static_cast<double>(ui[k]) * static_cast<double>(gi[k]);
+    const T proj = static_cast<T>(dot);
+    for (index_t k = 0; k < d; ++k) gi[k] = (gi[k] - ui[k] * proj) * (scale * inv);
+  }
+};
+
+template <class Policy, class T, class Space>
+void portable_normalize_backward(const Policy& policy, const portable_normalized_rows<T, Space>& state, index_t offset,
+                                 matrix_view<T, Space> g, T scale) {
+  for_each_index(policy, g.rows(),
+                 normalize_backward_row_fn<T, Space>{state.u.data(), state.inv_denom.data(), state.clamped.data(),
+                                                     offset, g, scale});
+}
+
+/// Row and column of element e of a row-major enumeration with `cols` columns.
+struct element_index {
+  index_t i, j;
+};
+CELLKIT_HD inline element_index element_at(index_t e, index_t cols) {
+  const index_t i = e / cols;
+  return {i, e - i * cols};
+}
+
+/// dst(i, j) = scale * src(i, j) (strides may differ).
+template <class T, class Space>
+struct scaled_copy_fn {
+  matrix_view<const T, Space> src;
+  matrix_view<T, Space> dst;
+  T scale;
+  CELLKIT_HD void operator()(index_t e) const {
+    const auto [i, j] = element_at(e, dst.cols());
+    dst(i, j) = scale * src(i, j);
+  }
+};
+
+/// Sum of v[0 .. n) in double, through the policy's reduction (device: CUB; synchronises).
+template <class T>
+struct widen_fn {
+  const T* v;
+  CELLKIT_HD double operator()(index_t i) const { return static_cast<double>(v[i]); }
+};
+
+template <class Policy, class T>
+double portable_sum(const Policy& policy, const T* v, index_t n) {
+  return transform_reduce(policy, n, 0.0, plus_op{}, widen_fn<T>{v});
+}
+
+/// A copy of the host vector `values` in Space (scratch of the policy's memory). Device: a copy
+/// from pageable memory, which returns once `values` has been read (it may then be freed).
+template <class Space, class Policy, class U>
+auto upload(const Policy& policy, const std::vector<U>& values) {
+  const auto n = static_cast<index_t>(values.size());
+  auto out = make_scratch<U, Space>(n);
+  copy(policy, vector_view<const U>(values.data(), n), vector_view<U, Space>(out.data(), n));
+  return out;
+}
+
+/// The elements of a view in any space, on the host (device: copied back; synchronises).
+template <class Policy, class U, class Space>
+std::vector<std::remove_const_t<U>> download(const Policy& policy, vector_view<U, Space> values) {
+  std::vector<std::remove_const_t<U>> out(static_cast<std::size_t>(values.size()));
+  copy(policy, values, vector_view<std::remove_const_t<U>>(out.data(), values.size()));
+  synchronize(policy);
+  return out;
+}
+
+}  // namespace cellkit::contrastive::detail
