@@ -1,8 +1,8 @@
 // Tests of cellkit/contrastive/info_nce.hpp: the four InfoNCE variants against PyTorch autograd
 // (tests/reference/gen_contrastive_fixtures.py), central differences in double, tiled ==
 // materialised, independence of tile sizes and thread counts, and argument errors.
-// The losses are host-only: the templated cases run over CELLKIT_HOST_TEST_POLICIES, also in the
-// nvcc build of this file.
+// The host engines: the templated cases run over CELLKIT_HOST_TEST_POLICIES; the device evaluation
+// is checked against them in test_portable_info_nce.cpp.
 
 #include <cellkit/contrastive/info_nce.hpp>
 #include <cellkit/core/csr_matrix.hpp>

@@ -1,7 +1,8 @@
 // Tests of cellkit/contrastive/proto_nce.hpp: ProtoNCE values and gradients against PyTorch autograd
 // (with the sampled negatives reproduced by a Python Philox in gen_contrastive_fixtures.py), PCL's
 // concentration against numpy, central differences, determinism, prototypes without members and
-// argument errors. Host-only: templated over CELLKIT_HOST_TEST_POLICIES (also in the nvcc build).
+// argument errors. Host engine: templated over CELLKIT_HOST_TEST_POLICIES; the device evaluation is
+// checked against it in test_portable_proto_nce.cpp.
 
 #include <cellkit/contrastive/proto_nce.hpp>
 

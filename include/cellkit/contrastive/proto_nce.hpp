@@ -59,7 +59,17 @@
 /// the logits are still computed for all prototypes: the cost does not shrink with r). Memory:
 /// normalised copies (N d + sum K_t d), O(256 K_t) per thread, and with prototype gradients one
 /// N x K_max matrix of dL/dlogits. Rows are processed in fixed blocks of 256 with serial GEMMs and
-/// all sums follow fixed orders: bit-identical for every thread count. Host only.
+/// all sums follow fixed orders: bit-identical for every thread count.
+///
+/// `cuda{stream}` with device views (embeddings, and each set as `prototype_set<T, L,
+/// device_space>`) runs the portable evaluation of detail/portable_proto_nce.hpp: per clustering
+/// the N x K logits by one cuBLAS GEMM, one thread per anchor for its denominator (the same Philox
+/// draws as the host, so the same negatives), log-sum-exp and row of dL/dlogits, and two GEMMs for
+/// the gradients. Memory: the N x K logits per clustering (plus N x K mask bytes when sampling).
+/// No atomics: repeated runs give the same bits; results agree with the host to rounding (the
+/// tests check 1e-12 in double). The checks read device memory; the call synchronises.
+/// `prototype_concentration` under cuda computes the N distances on the device and the O(N + K log K)
+/// per-cluster bookkeeping on the host (assignments and distances are copied back).
 ///
 /// ## Concentration (PCL's run_kmeans)
 ///
@@ -89,6 +99,7 @@
 /// ```
 
 #include <cellkit/contrastive/detail/common.hpp>
+#include <cellkit/contrastive/detail/portable_proto_nce.hpp>
 #include <cellkit/contrastive/detail/proto_nce_impl.hpp>
 #include <cellkit/core/buffer.hpp>
 #include <cellkit/core/config.hpp>
@@ -107,12 +118,13 @@
 
 namespace cellkit::contrastive {
 
-/// One clustering of the N embeddings (see the file comment).
-template <class T, class L = std::int32_t>
+/// One clustering of the N embeddings (see the file comment). Space: where the three arrays are
+/// (device_space with the cuda policy).
+template <class T, class L = std::int32_t, class Space = host_space>
 struct prototype_set {
-  vector_view<const L> assignments;                   ///< N cluster indices in [0, K)
-  matrix_view<const T> centroids;                     ///< K x d prototypes
-  std::optional<vector_view<const T>> concentration;  ///< K values phi_j > 0, or std::nullopt
+  vector_view<const L, Space> assignments;                   ///< N cluster indices in [0, K)
+  matrix_view<const T, Space> centroids;                     ///< K x d prototypes
+  std::optional<vector_view<const T, Space>> concentration;  ///< K values phi_j > 0, or std::nullopt
 };
 
 /// Parameters of `proto_nce`.
@@ -137,8 +149,8 @@ namespace detail {
 
 template <class S>
 struct is_prototype_set : std::false_type {};
-template <class T, class L>
-struct is_prototype_set<prototype_set<T, L>> : std::true_type {};
+template <class T, class L, class Space>
+struct is_prototype_set<prototype_set<T, L, Space>> : std::true_type {};
 
 template <class R>
 concept prototype_sequence = requires(const R& r) {
@@ -151,23 +163,99 @@ inline std::string clustering_field(index_t t, const char* field) {
   return "clusterings[" + std::to_string(t) + "]." + field;
 }
 
+/// Every assignment in [0, k), else invalid_argument naming the first bad one (device: one
+/// reduction, and the bad value copied back).
+template <class Policy, class L, class Space>
+void check_assignments(const Policy& policy, const char* fn, const std::string& name,
+                       vector_view<const L, Space> assignments, index_t k) {
+  index_t bad = no_element;
+  if constexpr (std::is_same_v<Space, host_space>) {
+    for (index_t i = 0; i < assignments.size() && bad == no_element; ++i)
+      if (!(assignments[i] >= 0 && static_cast<index_t>(assignments[i]) < k)) bad = i;
+  } else {
+    bad = transform_reduce(policy, assignments.size(), no_element, min_op{},
+                           first_bad_assignment_fn<L>{assignments.data(), k});
+  }
+  if (bad == no_element) return;
+  const L value = download(policy, vector_view<const L, Space>(assignments.data() + bad, 1))[0];
+  ::cellkit::detail::throw_invalid_argument(fn, name.c_str(),
+                                            "assignments[" + std::to_string(bad) + "] = " + std::to_string(value) +
+                                                " is outside [0, " + std::to_string(k) + ")");
+}
+
+/// Every concentration positive and finite, else invalid_argument naming the first bad one.
+template <class Policy, class T, class Space>
+void check_concentration(const Policy& policy, const char* fn, const std::string& name,
+                         vector_view<const T, Space> phi) {
+  index_t bad = no_element;
+  if constexpr (std::is_same_v<Space, host_space>) {
+    for (index_t j = 0; j < phi.size() && bad == no_element; ++j)
+      if (!(phi[j] > T(0) && phi[j] <= std::numeric_limits<T>::max())) bad = j;
+  } else {
+    bad = transform_reduce(policy, phi.size(), no_element, min_op{}, first_bad_concentration_fn<T>{phi.data()});
+  }
+  if (bad == no_element) return;
+  const T value = download(policy, vector_view<const T, Space>(phi.data() + bad, 1))[0];
+  ::cellkit::detail::throw_invalid_argument(fn, name.c_str(),
+                                            "concentration[" + std::to_string(bad) +
+                                                "] = " + number_text(static_cast<double>(value)) +
+                                                " must be positive and finite");
+}
+
+/// The evaluation the cuda policy runs (checked arguments; any policy: the tests run it on the host).
+template <class Policy, class T, class Space, class Set>
+double portable_proto_nce(const Policy& policy, matrix_view<const T, Space> h, std::span<const Set> sets,
+                          std::optional<matrix_view<T, Space>> grad_embeddings,
+                          std::optional<std::span<const matrix_view<T, Space>>> grad_centroids,
+                          const proto_nce_params<T>& params, T scale) {
+  const index_t n = h.rows();
+  const index_t d = h.cols();
+  const auto t_count = static_cast<index_t>(sets.size());
+  portable_normalized_rows<T, Space> u(n, d);
+  portable_normalize_into(policy, h, params.eps, u, 0);
+  auto du = make_scratch<T, Space>(grad_embeddings ? n * d : 0);
+  std::optional<matrix_view<T, Space>> du_view;
+  if (grad_embeddings) {
+    du_view = matrix_view<T, Space>(du.data(), n, d);
+    for_each_index(policy, n * d, fill_fn<T>{du.data(), T(0)});
+  }
+  double loss = 0;
+  for (index_t t = 0; t < t_count; ++t) {
+    const auto& set = sets[static_cast<std::size_t>(t)];
+    std::optional<matrix_view<T, Space>> dc;
+    if (grad_centroids) dc = (*grad_centroids)[static_cast<std::size_t>(t)];
+    portable_proto_nce_clustering(policy, u, set.assignments, set.centroids,
+                                  set.concentration ? set.concentration->data() : nullptr, params.temperature,
+                                  params.eps, params.negatives, params.seed, static_cast<std::uint32_t>(t), scale, loss,
+                                  du_view, dc);
+  }
+  if (grad_embeddings) {
+    for_each_index(policy, n * d,
+                   scaled_copy_fn<T, Space>{matrix_view<const T, Space>(*du_view), *grad_embeddings, T(1)});
+    portable_normalize_backward(policy, u, 0, *grad_embeddings, T(1));
+    synchronize(policy);
+  }
+  return loss * static_cast<double>(scale);
+}
+
 }  // namespace detail
 
 /// ProtoNCE over the clusterings; see the file comment.
 template <class Policy, class TE, class SpaceE, detail::prototype_sequence Clusterings>
 std::remove_const_t<TE> proto_nce(
     const Policy& policy, matrix_view<TE, SpaceE> embeddings, const Clusterings& clusterings,
-    std::type_identity_t<std::optional<matrix_view<std::remove_const_t<TE>>>> grad_embeddings,
-    std::type_identity_t<std::optional<std::span<const matrix_view<std::remove_const_t<TE>>>>> grad_centroids,
+    std::type_identity_t<std::optional<matrix_view<std::remove_const_t<TE>, SpaceE>>> grad_embeddings,
+    std::type_identity_t<std::optional<std::span<const matrix_view<std::remove_const_t<TE>, SpaceE>>>> grad_centroids,
     const std::type_identity_t<proto_nce_params<std::remove_const_t<TE>>>& params = {}) {
   using T = std::remove_const_t<TE>;
   using set_type = std::remove_cv_t<std::remove_pointer_t<decltype(clusterings.data())>>;
-  detail::check_host_policy<Policy, SpaceE>();
+  detail::check_policy<Policy, SpaceE>();
   static_assert(detail::is_real_v<T>, "cellkit::contrastive::proto_nce: embeddings must be float or double");
-  static_assert(std::is_same_v<decltype(set_type{}.centroids), matrix_view<const T>>,
-                "cellkit::contrastive::proto_nce: the prototype sets must have the embeddings' element type");
+  static_assert(std::is_same_v<decltype(set_type{}.centroids), matrix_view<const T, SpaceE>>,
+                "cellkit::contrastive::proto_nce: the prototype sets must have the embeddings' element type and "
+                "memory space");
   constexpr const char* fn = "proto_nce";
-  const matrix_view<const T> h(embeddings);
+  const matrix_view<const T, SpaceE> h(embeddings);
   const index_t n = h.rows();
   const index_t d = h.cols();
   const auto sets = std::span<const set_type>(clusterings.data(), static_cast<std::size_t>(clusterings.size()));
@@ -177,7 +265,7 @@ std::remove_const_t<TE> proto_nce(
   CELLKIT_EXPECTS(t_count >= 1, fn, "clusterings", "is empty: ProtoNCE needs at least one clustering");
   CELLKIT_EXPECTS(n >= 1, fn, "embeddings", "has no rows (cells)");
   CELLKIT_EXPECTS(d >= 1, fn, "embeddings", "has no columns (embedding dimensions)");
-  detail::check_finite<T>(fn, "embeddings", h);
+  detail::check_finite_on(policy, fn, "embeddings", h);
   detail::check_output_shape(fn, "grad_embeddings", grad_embeddings, "embeddings", h.shape());
   if (grad_centroids) {
     expect_shapes(static_cast<index_t>(grad_centroids->size()) == t_count, fn, "grad_centroids",
@@ -194,25 +282,13 @@ std::remove_const_t<TE> proto_nce(
     expect_shapes(set.centroids.cols() == d, fn, c_name.c_str(), set.centroids.shape(), "embeddings", h.shape(),
                   "centroids have the embedding dimension");
     CELLKIT_EXPECTS(k >= 1, fn, c_name.c_str(), "has no rows (prototypes)");
-    detail::check_finite<T>(fn, c_name.c_str(), set.centroids);
-    for (index_t i = 0; i < n; ++i) {
-      const auto a = set.assignments[i];
-      if (!(a >= 0 && static_cast<index_t>(a) < k)) {
-        ::cellkit::detail::throw_invalid_argument(fn, a_name.c_str(),
-                                                  "assignments[" + std::to_string(i) + "] = " + std::to_string(a) +
-                                                      " is outside [0, " + std::to_string(k) + ")");
-      }
-    }
+    detail::check_finite_on(policy, fn, c_name.c_str(), set.centroids);
+    detail::check_assignments(policy, fn, a_name, set.assignments, k);
     if (set.concentration) {
       const std::string p_name = detail::clustering_field(t, "concentration");
       expect_shapes(set.concentration->size() == k, fn, p_name.c_str(), set.concentration->shape(), c_name.c_str(),
                     set.centroids.shape(), "one concentration per prototype");
-      for (index_t j = 0; j < k; ++j) {
-        const T phi = (*set.concentration)[j];
-        CELLKIT_EXPECTS(phi > T(0) && phi <= std::numeric_limits<T>::max(), fn, p_name.c_str(),
-                        "concentration[" + std::to_string(j) + "] = " + detail::number_text(static_cast<double>(phi)) +
-                            " must be positive and finite");
-      }
+      detail::check_concentration(policy, fn, p_name, *set.concentration);
     }
     if (grad_centroids) {
       const auto& g = (*grad_centroids)[static_cast<std::size_t>(t)];
@@ -224,49 +300,55 @@ std::remove_const_t<TE> proto_nce(
     }
   }
 
-  const int threads = ::cellkit::detail::host_threads(policy);
-  auto u = detail::make_normalized_rows<T>(n, d);
-  detail::normalize_into(threads, h, params.eps, u, 0);
   const T scale = static_cast<T>(1.0 / (static_cast<double>(n) * static_cast<double>(t_count)));
-  host_buffer<T> du_buffer(grad_embeddings ? n * d : 0);  // zero: accumulated over clusterings
-  matrix_view<T> du_view = grad_embeddings ? du_buffer.as_matrix(n, d) : matrix_view<T>();
-  double loss = 0;
-  std::vector<index_t> assignment(static_cast<std::size_t>(n));
-  for (index_t t = 0; t < t_count; ++t) {
-    const auto& set = sets[static_cast<std::size_t>(t)];
-    const index_t k = set.centroids.rows();
-    for (index_t i = 0; i < n; ++i) assignment[static_cast<std::size_t>(i)] = static_cast<index_t>(set.assignments[i]);
-    auto c = detail::make_normalized_rows<T>(k, d);
-    detail::normalize_into(threads, set.centroids, params.eps, c, 0);
-    // cs_j = c_j / phi_j
-    std::vector<T> inv_phi(static_cast<std::size_t>(k));
-    for (index_t j = 0; j < k; ++j) {
-      inv_phi[static_cast<std::size_t>(j)] = T(1) / (set.concentration ? (*set.concentration)[j] : params.temperature);
-    }
-    host_buffer<T> cs(k * d, uninitialized);
-    for (index_t j = 0; j < k; ++j) {
-      for (index_t m = 0; m < d; ++m) cs[j * d + m] = c.u[j * d + m] * inv_phi[static_cast<std::size_t>(j)];
-    }
-    std::optional<matrix_view<T>> dc;
-    if (grad_centroids) dc = (*grad_centroids)[static_cast<std::size_t>(t)];
-    matrix_view<T>* du_ptr = grad_embeddings ? &du_view : nullptr;
-    detail::proto_nce_clustering<T>(threads, u.view(), std::as_const(cs).as_matrix(k, d), assignment.data(),
-                                    params.negatives, params.seed, static_cast<std::uint32_t>(t), scale, loss, du_ptr,
-                                    dc ? &*dc : nullptr);
-    if (dc) {
-      // dL/dc_j = dL/dcs_j / phi_j, then through the normalisation
+  if constexpr (is_device_policy_v<Policy>) {
+    return static_cast<T>(detail::portable_proto_nce(policy, h, sets, grad_embeddings, grad_centroids, params, scale));
+  } else {
+    const int threads = ::cellkit::detail::host_threads(policy);
+    auto u = detail::make_normalized_rows<T>(n, d);
+    detail::normalize_into(threads, h, params.eps, u, 0);
+    host_buffer<T> du_buffer(grad_embeddings ? n * d : 0);  // zero: accumulated over clusterings
+    matrix_view<T> du_view = grad_embeddings ? du_buffer.as_matrix(n, d) : matrix_view<T>();
+    double loss = 0;
+    std::vector<index_t> assignment(static_cast<std::size_t>(n));
+    for (index_t t = 0; t < t_count; ++t) {
+      const auto& set = sets[static_cast<std::size_t>(t)];
+      const index_t k = set.centroids.rows();
+      for (index_t i = 0; i < n; ++i)
+        assignment[static_cast<std::size_t>(i)] = static_cast<index_t>(set.assignments[i]);
+      auto c = detail::make_normalized_rows<T>(k, d);
+      detail::normalize_into(threads, set.centroids, params.eps, c, 0);
+      // cs_j = c_j / phi_j
+      std::vector<T> inv_phi(static_cast<std::size_t>(k));
       for (index_t j = 0; j < k; ++j) {
-        T* row = dc->row_data(j);
-        for (index_t m = 0; m < d; ++m) row[m] *= inv_phi[static_cast<std::size_t>(j)];
+        inv_phi[static_cast<std::size_t>(j)] =
+            T(1) / (set.concentration ? (*set.concentration)[j] : params.temperature);
       }
-      detail::normalize_backward(threads, c, 0, *dc, T(1));
+      host_buffer<T> cs(k * d, uninitialized);
+      for (index_t j = 0; j < k; ++j) {
+        for (index_t m = 0; m < d; ++m) cs[j * d + m] = c.u[j * d + m] * inv_phi[static_cast<std::size_t>(j)];
+      }
+      std::optional<matrix_view<T>> dc;
+      if (grad_centroids) dc = (*grad_centroids)[static_cast<std::size_t>(t)];
+      matrix_view<T>* du_ptr = grad_embeddings ? &du_view : nullptr;
+      detail::proto_nce_clustering<T>(threads, u.view(), std::as_const(cs).as_matrix(k, d), assignment.data(),
+                                      params.negatives, params.seed, static_cast<std::uint32_t>(t), scale, loss, du_ptr,
+                                      dc ? &*dc : nullptr);
+      if (dc) {
+        // dL/dc_j = dL/dcs_j / phi_j, then through the normalisation
+        for (index_t j = 0; j < k; ++j) {
+          T* row = dc->row_data(j);
+          for (index_t m = 0; m < d; ++m) row[m] *= inv_phi[static_cast<std::size_t>(j)];
+        }
+        detail::normalize_backward(threads, c, 0, *dc, T(1));
+      }
     }
+    if (grad_embeddings) {
+      for (index_t i = 0; i < n; ++i) std::copy_n(du_buffer.data() + i * d, d, grad_embeddings->row_data(i));
+      detail::normalize_backward(threads, u, 0, *grad_embeddings, T(1));
+    }
+    return static_cast<T>(loss * static_cast<double>(scale));
   }
-  if (grad_embeddings) {
-    for (index_t i = 0; i < n; ++i) std::copy_n(du_buffer.data() + i * d, d, grad_embeddings->row_data(i));
-    detail::normalize_backward(threads, u, 0, *grad_embeddings, T(1));
-  }
-  return static_cast<T>(loss * static_cast<double>(scale));
 }
 
 /// `proto_nce` with `default_host_policy()`.
@@ -286,7 +368,7 @@ void prototype_concentration(const Policy& policy, matrix_view<TE, SpaceE> embed
                              vector_view<TP, SpaceP> phi,
                              const std::type_identity_t<concentration_params<std::remove_const_t<TE>>>& params = {}) {
   using T = std::remove_const_t<TE>;
-  detail::check_host_policy<Policy, SpaceE, SpaceL, SpaceC, SpaceP>();
+  detail::check_policy<Policy, SpaceE, SpaceL, SpaceC, SpaceP>();
   static_assert(detail::is_real_v<T>,
                 "cellkit::contrastive::prototype_concentration: embeddings must be float or double");
   static_assert(std::is_same_v<std::remove_const_t<TC>, T> && std::is_same_v<TP, T>,
@@ -294,7 +376,7 @@ void prototype_concentration(const Policy& policy, matrix_view<TE, SpaceE> embed
   static_assert(std::is_integral_v<std::remove_const_t<L>>,
                 "cellkit::contrastive::prototype_concentration: assignments must be integers");
   constexpr const char* fn = "prototype_concentration";
-  const matrix_view<const T> h(embeddings), c(centroids);
+  const matrix_view<const T, SpaceE> h(embeddings), c(centroids);
   const index_t n = h.rows();
   const index_t d = h.cols();
   const index_t k = c.rows();
@@ -304,32 +386,35 @@ void prototype_concentration(const Policy& policy, matrix_view<TE, SpaceE> embed
                 "centroids have the embedding dimension");
   expect_shapes(phi.size() == k, fn, "phi", phi.shape(), "centroids", c.shape(), "one concentration per centroid");
   CELLKIT_EXPECTS(k >= 1, fn, "centroids", "has no rows (prototypes)");
-  detail::check_finite<T>(fn, "embeddings", h);
-  detail::check_finite<T>(fn, "centroids", c);
+  detail::check_finite_on(policy, fn, "embeddings", h);
+  detail::check_finite_on(policy, fn, "centroids", c);
   CELLKIT_EXPECTS(params.alpha >= T(0) && std::isfinite(params.alpha), fn, "alpha",
                   "must be non-negative and finite, got " + detail::number_text(static_cast<double>(params.alpha)));
   detail::check_positive_finite(fn, "temperature", params.temperature);
   CELLKIT_EXPECTS(params.lower_percentile >= T(0) && params.lower_percentile <= params.upper_percentile &&
                       params.upper_percentile <= T(100),
                   fn, "lower_percentile/upper_percentile", "need 0 <= lower <= upper <= 100");
-  (void)policy;  // O(N d): one pass in index order (the sums' order fixes the bits)
-
+  using LV = std::remove_const_t<L>;
+  const vector_view<const LV, SpaceL> labels(assignments);
+  detail::check_assignments(policy, fn, "assignments", labels, k);
+  // ||h_i - c_{a_i}|| per point (on the device with cuda), then the per-cluster sums in index order.
+  std::vector<double> distance(static_cast<std::size_t>(n));
+  std::vector<LV> host_labels;
+  if constexpr (is_device_policy_v<Policy>) {
+    auto dist = detail::make_scratch<double, SpaceE>(n);
+    for_each_index(policy, n, detail::member_distance_fn<T, LV, SpaceE>{h, labels.data(), c, dist.data()});
+    distance = detail::download(policy, vector_view<const double, SpaceE>(dist.data(), n));
+    host_labels = detail::download(policy, labels);
+  } else {
+    detail::member_distance_fn<T, LV, SpaceE> point{h, labels.data(), c, distance.data()};
+    for (index_t i = 0; i < n; ++i) point(i);
+    host_labels.assign(labels.data(), labels.data() + n);
+  }
   std::vector<double> total(static_cast<std::size_t>(k), 0.0);
   std::vector<index_t> count(static_cast<std::size_t>(k), 0);
   for (index_t i = 0; i < n; ++i) {
-    const auto a = assignments[i];
-    if (!(a >= 0 && static_cast<index_t>(a) < k)) {
-      ::cellkit::detail::throw_invalid_argument(fn, "assignments",
-                                                "assignments[" + std::to_string(i) + "] = " + std::to_string(a) +
-                                                    " is outside [0, " + std::to_string(k) + ")");
-    }
-    const auto j = static_cast<std::size_t>(a);
-    double sq = 0;
-    for (index_t m = 0; m < d; ++m) {
-      const double diff = static_cast<double>(h(i, m)) - static_cast<double>(c(static_cast<index_t>(j), m));
-      sq += diff * diff;
-    }
-    total[j] += std::sqrt(sq);
+    const auto j = static_cast<std::size_t>(host_labels[static_cast<std::size_t>(i)]);
+    total[j] += distance[static_cast<std::size_t>(i)];
     ++count[j];
   }
   std::vector<double> density(static_cast<std::size_t>(k), 0.0);
@@ -363,9 +448,13 @@ void prototype_concentration(const Policy& policy, matrix_view<TE, SpaceE> embed
   }
   mean /= static_cast<double>(k);
   CELLKIT_EXPECTS(mean > 0, fn, "embeddings", "every point coincides with its centroid: the concentration is 0");
+  std::vector<T> result(static_cast<std::size_t>(k));
   for (index_t j = 0; j < k; ++j) {
-    phi[j] = static_cast<T>(static_cast<double>(params.temperature) * density[static_cast<std::size_t>(j)] / mean);
+    result[static_cast<std::size_t>(j)] =
+        static_cast<T>(static_cast<double>(params.temperature) * density[static_cast<std::size_t>(j)] / mean);
   }
+  copy(policy, vector_view<const T>(result.data(), k), phi);
+  synchronize(policy);
 }
 
 /// `prototype_concentration` with `default_host_policy()`.

@@ -187,6 +187,14 @@ struct scaled_copy_fn {
   }
 };
 
+/// out[i] = value.
+template <class T>
+struct fill_fn {
+  T* out;
+  T value;
+  CELLKIT_HD void operator()(index_t i) const { out[i] = value; }
+};
+
 /// Sum of v[0 .. n) in double, through the policy's reduction (device: CUB; synchronises).
 template <class T>
 struct widen_fn {

@@ -108,13 +108,6 @@ struct finish_lse_fn {
   }
 };
 
-template <class T>
-struct fill_fn {
-  T* out;
-  T value;
-  CELLKIT_HD void operator()(index_t i) const { out[i] = value; }
-};
-
 /// lse[a] = log( sum over the non-excluded columns b of e^{alpha z_r,a . z_c,b} (+ e^{extra[a]}) ).
 template <class Policy, class T, class Space>
 void pair_row_lse(const Policy& policy, matrix_view<const T, Space> zr, matrix_view<const T, Space> zc, T alpha,

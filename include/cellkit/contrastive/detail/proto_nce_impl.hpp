@@ -22,7 +22,7 @@ namespace cellkit::contrastive::detail {
 
 /// A uniform integer in [0, range) from 32-bit words, without bias (Lemire 2019: multiply, reject
 /// the low products below 2^32 mod range). range >= 1.
-inline std::uint32_t uniform_below(philox_engine& eng, std::uint32_t range) {
+CELLKIT_HD inline std::uint32_t uniform_below(philox_engine& eng, std::uint32_t range) {
   std::uint64_t m = static_cast<std::uint64_t>(eng.next_u32()) * range;
   auto low = static_cast<std::uint32_t>(m);
   if (low < range) {
@@ -35,31 +35,37 @@ inline std::uint32_t uniform_below(philox_engine& eng, std::uint32_t range) {
   return static_cast<std::uint32_t>(m >> 32);
 }
 
-/// Marks the prototypes in the denominator of anchor `anchor` for clustering `stream`: its positive
-/// `positive`, and `r` of the other k - 1 prototypes drawn without replacement (all of them when
-/// r < 0 or r >= k - 1). Sampling: Floyd's algorithm over the positions 0 .. k-2 of the other
-/// prototypes (position p is prototype p, or p + 1 from the positive on): for j = k-1-r .. k-2,
-/// t = uniform_below(j + 1); mark t, or j if t is marked already. Draws from
-/// philox_engine(seed, stream, anchor) only. Cost O(k) (clearing the mask) + O(r) draws.
-inline void mark_denominator(std::vector<unsigned char>& mask, index_t k, index_t positive, index_t r,
-                             std::uint64_t seed, std::uint32_t stream, index_t anchor) {
-  mask.assign(static_cast<std::size_t>(k), 0);
-  if (r < 0 || r >= k - 1) {
-    std::fill(mask.begin(), mask.end(), 1);
-    return;
-  }
-  mask[static_cast<std::size_t>(positive)] = 1;
+/// Marks (mask[j] = 1, else 0, for j in [0, k)) the prototypes in the denominator of anchor
+/// `anchor` for clustering `stream`: its positive `positive`, and `r` of the other k - 1
+/// prototypes drawn without replacement (all of them when r < 0 or r >= k - 1). Sampling: Floyd's
+/// algorithm over the positions 0 .. k-2 of the other prototypes (position p is prototype p, or
+/// p + 1 from the positive on): for j = k-1-r .. k-2, t = uniform_below(j + 1); mark t, or j if t
+/// is marked already. Draws from philox_engine(seed, stream, anchor) only, so host and device mark
+/// the same prototypes. Cost O(k) (clearing the mask) + O(r) draws.
+CELLKIT_HD inline void mark_denominator(unsigned char* mask, index_t k, index_t positive, index_t r, std::uint64_t seed,
+                                        std::uint32_t stream, index_t anchor) {
+  const bool all = r < 0 || r >= k - 1;
+  for (index_t j = 0; j < k; ++j) mask[j] = all ? 1 : 0;
+  if (all) return;
+  mask[positive] = 1;
   philox_engine eng(seed, stream, static_cast<std::uint64_t>(anchor));
-  std::vector<unsigned char>& taken = mask;  // position p of the others lives at prototype p (< positive) or p + 1
-  auto slot = [&](index_t p) -> unsigned char& { return taken[static_cast<std::size_t>(p < positive ? p : p + 1)]; };
   for (index_t j = k - 1 - r; j < k - 1; ++j) {
     const auto t = static_cast<index_t>(uniform_below(eng, static_cast<std::uint32_t>(j + 1)));
-    if (slot(t)) {
-      slot(j) = 1;
+    const index_t slot_t = t < positive ? t : t + 1;
+    const index_t slot_j = j < positive ? j : j + 1;
+    if (mask[slot_t]) {
+      mask[slot_j] = 1;
     } else {
-      slot(t) = 1;
+      mask[slot_t] = 1;
     }
   }
+}
+
+/// `mark_denominator` into a host vector (resized to k).
+inline void mark_denominator(std::vector<unsigned char>& mask, index_t k, index_t positive, index_t r,
+                             std::uint64_t seed, std::uint32_t stream, index_t anchor) {
+  mask.resize(static_cast<std::size_t>(k));
+  mark_denominator(mask.data(), k, positive, r, seed, stream, anchor);
 }
 
 /// One clustering's contribution. Inputs: normalised embeddings u (N x d), the prototypes' rows
