@@ -4,8 +4,10 @@
 // Both are compared with the host layers, which the other graph tests check against PyG and
 // central differences.
 
+#include <cellkit/graph/diffusion.hpp>
 #include <cellkit/graph/gcn.hpp>
 #include <cellkit/graph/propagate.hpp>
+#include <cellkit/graph/sgc.hpp>
 #include <cellkit/graph/tagcn.hpp>
 
 #include "graph/graph_test_util.hpp"
@@ -97,6 +99,60 @@ struct runner {
     }
     synchronize(policy);
   }
+  void sgc_precompute_(csr a, cmat x, mat f, index_t k) {
+    if constexpr (on_device<P>) {
+      graph::sgc_precompute(policy, a, x, f, {.hops = k});
+    } else {
+      graph::detail::portable_power_apply(policy, a, x, f, k);
+    }
+    synchronize(policy);
+  }
+  void sgc_forward_(cmat f, cmat w, vector_view<const double, space> b, mat y) {
+    if constexpr (on_device<P>) {
+      graph::sgc_forward(policy, f, w, b, y);
+    } else {
+      graph::detail::portable_gemm(policy, f, w, y);
+      graph::detail::portable_add_row_vector(policy, b, y);
+    }
+    synchronize(policy);
+  }
+  void sgc_backward_(csr at, cmat f, cmat w, cmat dy, mat dx, mat dw, vec db, index_t k) {
+    if constexpr (on_device<P>) {
+      graph::sgc_backward(policy, at, f, w, dy, dx, dw, db, {.hops = k});
+    } else {
+      graph::detail::portable_sgc_backward(policy, at, f, w, dy, std::optional(dx), std::optional(dw),
+                                           std::optional(db), k);
+    }
+    synchronize(policy);
+  }
+  void appnp_(csr a, cmat h, mat z, index_t k, double alpha) {
+    if constexpr (on_device<P>) {
+      graph::appnp(policy, a, h, z, {.hops = k, .alpha = alpha});
+    } else {
+      graph::detail::portable_appnp(policy, a, h, z, k, alpha);
+    }
+    synchronize(policy);
+  }
+  ppr_result ppr_(csr a, cmat h, mat z, ppr_params<double> params) {
+    ppr_result result;
+    if constexpr (on_device<P>) {
+      result = graph::personalized_pagerank(policy, a, h, z, params);
+    } else {
+      const auto [iterations, change] =
+          graph::detail::portable_personalized_pagerank(policy, a, h, z, params.alpha, params.max_iter, params.tol);
+      result = {iterations, change};
+    }
+    synchronize(policy);
+    return result;
+  }
+  void heat_(csr a, cmat x, mat y, heat_params<double> params) {
+    if constexpr (on_device<P>) {
+      graph::heat_diffusion(policy, a, x, y, params);
+    } else {
+      graph::detail::portable_heat_diffusion(policy, a, x, y, params.t, params.terms);
+    }
+    synchronize(policy);
+  }
 };
 
 template <class T>
@@ -185,6 +241,82 @@ TEST_CASE_TEMPLATE("portable graph layers (the cuda evaluation) equal the host l
       graph_test::check_close(dwd.to_host(), dw, 1e-12, 1e-13, "tagcn dW");
       graph_test::check_close(dbd.to_host(), db, 1e-12, 1e-13, "tagcn db");
     }
+  }
+}
+
+TEST_CASE_TEMPLATE("portable SGC and diffusion (the cuda evaluation) equal the host functions", P,
+                   CELLKIT_TEST_POLICIES) {
+  CELLKIT_SKIP_UNLESS_RUNNABLE(P);
+  // f_in > f_out and f_in < f_out: both evaluation orders of SGC's dX.
+  const index_t shapes[2][2] = {{4, 3}, {2, 5}};
+  for (const auto& shape : shapes) {
+    const index_t n = 43, f_in = shape[0], f_out = shape[1];
+    CAPTURE(f_in);
+    CAPTURE(f_out);
+    const auto g = graph_test::random_graph<double>(n, 5, 33, false);
+    const propagator<double> op(g.view());
+    REQUIRE(!op.is_symmetric());
+    policy_csr<P> a(op.matrix()), at(op.transpose());
+    runner<P> run;
+    const auto x = graph_test::random_vector<double>(static_cast<std::size_t>(n * f_in), 11);
+    const auto w = graph_test::random_vector<double>(static_cast<std::size_t>(f_in * f_out), 12);
+    const auto b = graph_test::random_vector<double>(static_cast<std::size_t>(f_out), 13);
+    const auto dy = graph_test::random_vector<double>(static_cast<std::size_t>(n * f_out), 14);
+    matrix_view<const double> xh(x.data(), n, f_in), wh(w.data(), f_in, f_out), dyh(dy.data(), n, f_out);
+    policy_array<P, double> xd(x), wd(w), bd(b), dyd(dy);
+    const auto xv = xd.matrix(n, f_in);
+    using space = typename runner<P>::space;
+
+    for (const index_t k : {index_t(0), index_t(1), index_t(3)}) {
+      CAPTURE(k);
+      // SGC: precompute, forward, backward (dX through (A^T)^K).
+      std::vector<double> feat(x.size()), y(static_cast<std::size_t>(n * f_out)), dx(x.size()), dw(w.size()),
+          db(b.size());
+      sgc_precompute(serial{}, op.matrix(), xh, matrix_view<double>(feat.data(), n, f_in), {.hops = k});
+      sgc_forward(serial{}, matrix_view<const double>(feat.data(), n, f_in), wh,
+                  vector_view<const double>(b.data(), f_out), matrix_view<double>(y.data(), n, f_out));
+      sgc_backward(serial{}, op, matrix_view<const double>(feat.data(), n, f_in), wh, dyh,
+                   matrix_view<double>(dx.data(), n, f_in), matrix_view<double>(dw.data(), f_in, f_out),
+                   vector_view<double>(db.data(), f_out), {.hops = k});
+      policy_array<P, double> featd(feat.size()), yd(y.size()), dxd(dx.size()), dwd(dw.size()), dbd(db.size());
+      run.sgc_precompute_(a.view(), xv, featd.matrix(n, f_in), k);
+      graph_test::check_close(featd.to_host(), feat, 1e-12, 1e-13, "sgc features");
+      run.sgc_forward_(featd.matrix(n, f_in), wd.matrix(f_in, f_out),
+                       vector_view<const double, space>(bd.data(), f_out), yd.matrix(n, f_out));
+      graph_test::check_close(yd.to_host(), y, 1e-12, 1e-13, "sgc Y");
+      run.sgc_backward_(at.view(), featd.matrix(n, f_in), wd.matrix(f_in, f_out), dyd.matrix(n, f_out),
+                        dxd.matrix(n, f_in), dwd.matrix(f_in, f_out), dbd.view(), k);
+      graph_test::check_close(dxd.to_host(), dx, 1e-12, 1e-13, "sgc dX");
+      graph_test::check_close(dwd.to_host(), dw, 1e-12, 1e-13, "sgc dW");
+      graph_test::check_close(dbd.to_host(), db, 1e-12, 1e-13, "sgc db");
+
+      // APPNP forward, and its backward = APPNP with A^T.
+      std::vector<double> z(x.size()), dh(x.size());
+      appnp(serial{}, op.matrix(), xh, matrix_view<double>(z.data(), n, f_in), {.hops = k, .alpha = 0.2});
+      appnp_backward(serial{}, op, xh, matrix_view<double>(dh.data(), n, f_in), {.hops = k, .alpha = 0.2});
+      policy_array<P, double> zd(z.size()), dhd(dh.size());
+      run.appnp_(a.view(), xv, zd.matrix(n, f_in), k, 0.2);
+      run.appnp_(at.view(), xv, dhd.matrix(n, f_in), k, 0.2);
+      graph_test::check_close(zd.to_host(), z, 1e-12, 1e-13, "appnp");
+      graph_test::check_close(dhd.to_host(), dh, 1e-12, 1e-13, "appnp_backward");
+
+      // Heat-kernel diffusion with K = k + 2 terms.
+      std::vector<double> heat(x.size());
+      const heat_params<double> hp{.t = 1.5, .terms = k + 2};
+      heat_diffusion(serial{}, op.matrix(), xh, matrix_view<double>(heat.data(), n, f_in), hp);
+      policy_array<P, double> heatd(heat.size());
+      run.heat_(a.view(), xv, heatd.matrix(n, f_in), hp);
+      graph_test::check_close(heatd.to_host(), heat, 1e-12, 1e-13, "heat_diffusion");
+    }
+    // Personalised PageRank: the same iterations, change and result.
+    const ppr_params<double> pp{.alpha = 0.3, .max_iter = 200, .tol = 1e-9};
+    std::vector<double> z(x.size());
+    const auto ref = personalized_pagerank(serial{}, op.matrix(), xh, matrix_view<double>(z.data(), n, f_in), pp);
+    policy_array<P, double> zd(z.size());
+    const auto got = run.ppr_(a.view(), xv, zd.matrix(n, f_in), pp);
+    CHECK(got.iterations == ref.iterations);
+    CHECK(got.change == doctest::Approx(ref.change).epsilon(1e-6));
+    graph_test::check_close(zd.to_host(), z, 1e-12, 1e-13, "personalized_pagerank");
   }
 }
 

@@ -22,7 +22,11 @@
 ///   normalization_out='col'.
 ///
 /// Costs: appnp / ppr 2 nnz f flops per step plus 3 n f, heat 2 K nnz f; scratch one or two n x f
-/// buffers. Deterministic for every thread count. Host policies; calls return when done.
+/// buffers. Deterministic for every thread count. `appnp`, `appnp_backward` (T^T as a CSR view),
+/// `personalized_pagerank` and `heat_diffusion` run under every policy: with `cuda` (device views)
+/// the portable evaluation of detail/portable.hpp (deterministic CSR row sums, no atomics),
+/// asynchronously except PPR's per-step change; host calls return when done. `ppr_matrix_dense`
+/// (an n x n LU) and the sparsifiers are host algorithms.
 
 #include <cellkit/core/buffer.hpp>
 #include <cellkit/core/error.hpp>
@@ -33,6 +37,7 @@
 #include <cellkit/graph/detail/args.hpp>
 #include <cellkit/graph/detail/common.hpp>
 #include <cellkit/graph/detail/dense.hpp>
+#include <cellkit/graph/detail/portable.hpp>
 #include <cellkit/graph/propagate.hpp>
 
 #include <Eigen/Core>
@@ -72,8 +77,8 @@ struct heat_params {
 
 namespace detail {
 
-template <class T, class Index>
-void check_square_operator(const char* fn, const csr_view<const T, Index>& a, shape2 x, shape2 y) {
+template <class T, class Index, class Space>
+void check_square_operator(const char* fn, const csr_view<const T, Index, Space>& a, shape2 x, shape2 y) {
   expect_shapes(a.rows() == a.cols() && a.cols() == x.rows, fn, "T", a.shape(), "H", x,
                 "T must be n x n for n rows of the input");
   expect_shapes(y.rows == x.rows && y.cols == x.cols, fn, "output", y, "input", x, "output has the input's shape");
@@ -117,18 +122,23 @@ void check_alpha(const char* fn, T alpha) {
 
 }  // namespace detail
 
-/// Z = APPNP propagation of H (see the file comment). Z must not alias H.
-template <class Policy, class TA, class Index, class T>
-void appnp(const Policy& policy, csr_view<TA, Index> t, const_matrix_arg<T> h, matrix_view<T> z,
+/// Z = APPNP propagation of H (see the file comment). Z must not alias H. Every policy.
+template <class Policy, class TA, class Index, class T, class Space>
+void appnp(const Policy& policy, csr_view<TA, Index, Space> t, const_matrix_arg<T, Space> h, matrix_view<T, Space> z,
            appnp_params<T> params = {}) {
-  detail::require_host_policy<Policy>();
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
   constexpr const char* fn = "appnp";
-  csr_view<const T, Index> m(t);
+  csr_view<const T, Index, Space> m(t);
   detail::check_square_operator(fn, m, h.shape(), z.shape());
   CELLKIT_EXPECTS(params.hops >= 0, fn, "params.hops", "K must be >= 0, got " + std::to_string(params.hops));
   detail::check_alpha(fn, params.alpha);
-  detail::debug_check_csr(fn, "T", m);
-  detail::appnp_iterate(policy, m, h, z, params.hops, params.alpha);
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_appnp(policy, m, h, z, params.hops, params.alpha);
+  } else {
+    detail::require_host_policy<Policy>();
+    detail::debug_check_csr(fn, "T", m);
+    detail::appnp_iterate(policy, m, h, z, params.hops, params.alpha);
+  }
 }
 
 /// `appnp` with a propagator's matrix.
@@ -138,83 +148,112 @@ void appnp(const Policy& policy, const propagator<T, Index>& t, const_matrix_arg
   appnp(policy, t.matrix(), h, z, params);
 }
 
-/// dH from dZ for `appnp` (overwritten): the iteration with T^T.
+/// dH from dZ for `appnp` (overwritten): the iteration with T^T, given as a CSR view in the
+/// policy's memory space (every policy).
+template <class Policy, class TA, class Index, class T, class Space>
+void appnp_backward(const Policy& policy, csr_view<TA, Index, Space> t_transpose, const_matrix_arg<T, Space> dz,
+                    matrix_view<T, Space> dh, appnp_params<T> params = {}) {
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
+  constexpr const char* fn = "appnp_backward";
+  csr_view<const T, Index, Space> mt(t_transpose);
+  detail::check_square_operator(fn, mt, dz.shape(), dh.shape());
+  CELLKIT_EXPECTS(params.hops >= 0, fn, "params.hops", "K must be >= 0, got " + std::to_string(params.hops));
+  detail::check_alpha(fn, params.alpha);
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_appnp(policy, mt, dz, dh, params.hops, params.alpha);
+  } else {
+    detail::require_host_policy<Policy>();
+    detail::appnp_iterate(policy, mt, dz, dh, params.hops, params.alpha);
+  }
+}
+
+/// `appnp_backward` with T^T from the propagator (host policies).
 template <class Policy, class T, class Index>
 void appnp_backward(const Policy& policy, const propagator<T, Index>& t, const_matrix_arg<T> dz, matrix_view<T> dh,
                     appnp_params<T> params = {}) {
   detail::require_host_policy<Policy>();
-  constexpr const char* fn = "appnp_backward";
-  detail::check_square_operator(fn, t.transpose(), dz.shape(), dh.shape());
-  CELLKIT_EXPECTS(params.hops >= 0, fn, "params.hops", "K must be >= 0, got " + std::to_string(params.hops));
-  detail::check_alpha(fn, params.alpha);
-  detail::appnp_iterate(policy, t.transpose(), dz, dh, params.hops, params.alpha);
+  appnp_backward(policy, t.transpose(), dz, dh, params);
 }
 
-/// Personalised PageRank by power iteration from Z_0 = H (see the file comment).
-template <class Policy, class TA, class Index, class T>
-ppr_result personalized_pagerank(const Policy& policy, csr_view<TA, Index> t, const_matrix_arg<T> h, matrix_view<T> z,
-                                 ppr_params<T> params = {}) {
-  detail::require_host_policy<Policy>();
+/// Personalised PageRank by power iteration from Z_0 = H (see the file comment). Every policy
+/// (cuda: one reduction per step for the change, which synchronises the stream each step).
+template <class Policy, class TA, class Index, class T, class Space>
+ppr_result personalized_pagerank(const Policy& policy, csr_view<TA, Index, Space> t, const_matrix_arg<T, Space> h,
+                                 matrix_view<T, Space> z, ppr_params<T> params = {}) {
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
   constexpr const char* fn = "personalized_pagerank";
-  csr_view<const T, Index> m(t);
+  csr_view<const T, Index, Space> m(t);
   detail::check_square_operator(fn, m, h.shape(), z.shape());
   detail::check_alpha(fn, params.alpha);
   CELLKIT_EXPECTS(params.max_iter >= 0, fn, "params.max_iter", "must be >= 0");
   CELLKIT_EXPECTS(params.tol >= T(0), fn, "params.tol", "must be >= 0");
-  detail::debug_check_csr(fn, "T", m);
-  detail::copy_rows(policy, h, z);
-  host_buffer<T> scratch(z.rows() * z.cols(), uninitialized);
-  auto other = scratch.as_matrix(z.rows(), z.cols());
-  ppr_result result;
-  matrix_view<T> current = z;
-  std::vector<double> row_change(static_cast<std::size_t>(z.rows()));
-  for (index_t it = 0; it < params.max_iter; ++it) {
-    matrix_view<T> next = (current.data() == z.data()) ? other : z;
-    detail::appnp_step(policy, m, matrix_view<const T>(current), h, next, params.alpha);
-    detail::parallel_for(policy, z.rows(), [&](index_t i) {
-      double c = 0;
-      for (index_t j = 0; j < z.cols(); ++j)
-        c = std::max(c, std::fabs(static_cast<double>(next(i, j)) - static_cast<double>(current(i, j))));
-      row_change[static_cast<std::size_t>(i)] = c;
-    });
-    result.iterations = it + 1;
-    result.change = row_change.empty() ? 0.0 : *std::max_element(row_change.begin(), row_change.end());
-    current = next;
-    if (result.change <= static_cast<double>(params.tol)) break;
+  if constexpr (is_device_policy_v<Policy>) {
+    const auto [iterations, change] =
+        detail::portable_personalized_pagerank(policy, m, h, z, params.alpha, params.max_iter, params.tol);
+    return ppr_result{iterations, change};
+  } else {
+    detail::require_host_policy<Policy>();
+    detail::debug_check_csr(fn, "T", m);
+    detail::copy_rows(policy, h, z);
+    host_buffer<T> scratch(z.rows() * z.cols(), uninitialized);
+    auto other = scratch.as_matrix(z.rows(), z.cols());
+    ppr_result result;
+    matrix_view<T> current = z;
+    std::vector<double> row_change(static_cast<std::size_t>(z.rows()));
+    for (index_t it = 0; it < params.max_iter; ++it) {
+      matrix_view<T> next = (current.data() == z.data()) ? other : z;
+      detail::appnp_step(policy, m, matrix_view<const T>(current), h, next, params.alpha);
+      detail::parallel_for(policy, z.rows(), [&](index_t i) {
+        double c = 0;
+        for (index_t j = 0; j < z.cols(); ++j)
+          c = std::max(c, std::fabs(static_cast<double>(next(i, j)) - static_cast<double>(current(i, j))));
+        row_change[static_cast<std::size_t>(i)] = c;
+      });
+      result.iterations = it + 1;
+      result.change = row_change.empty() ? 0.0 : *std::max_element(row_change.begin(), row_change.end());
+      current = next;
+      if (result.change <= static_cast<double>(params.tol)) break;
+    }
+    if (current.data() != z.data()) detail::copy_rows(policy, matrix_view<const T>(current), z);
+    return result;
   }
-  if (current.data() != z.data()) detail::copy_rows(policy, matrix_view<const T>(current), z);
-  return result;
 }
 
-/// Y = e^{-t} sum_{k=0..K} t^k / k! T^k X (see the file comment). Y must not alias X.
-template <class Policy, class TA, class Index, class T>
-void heat_diffusion(const Policy& policy, csr_view<TA, Index> t, const_matrix_arg<T> x, matrix_view<T> y,
-                    heat_params<T> params = {}) {
-  detail::require_host_policy<Policy>();
+/// Y = e^{-t} sum_{k=0..K} t^k / k! T^k X (see the file comment). Y must not alias X. Every policy.
+template <class Policy, class TA, class Index, class T, class Space>
+void heat_diffusion(const Policy& policy, csr_view<TA, Index, Space> t, const_matrix_arg<T, Space> x,
+                    matrix_view<T, Space> y, heat_params<T> params = {}) {
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
   constexpr const char* fn = "heat_diffusion";
-  csr_view<const T, Index> m(t);
+  csr_view<const T, Index, Space> m(t);
   detail::check_square_operator(fn, m, x.shape(), y.shape());
   CELLKIT_EXPECTS(params.terms >= 0, fn, "params.terms", "K must be >= 0, got " + std::to_string(params.terms));
   CELLKIT_EXPECTS(params.t >= T(0) && std::isfinite(static_cast<double>(params.t)), fn, "params.t",
                   "must be finite and >= 0");
-  detail::debug_check_csr(fn, "T", m);
-  const index_t n = x.rows(), f = x.cols();
-  const double tt = static_cast<double>(params.t);
-  double coefficient = std::exp(-tt);
-  detail::parallel_for(policy, n, [&](index_t i) {
-    for (index_t j = 0; j < f; ++j) y(i, j) = static_cast<T>(coefficient) * x(i, j);
-  });
-  host_buffer<T> scratch(params.terms >= 1 ? 2 * n * f : 0, uninitialized);
-  matrix_view<const T> previous = x;
-  for (index_t k = 1; k <= params.terms; ++k) {
-    matrix_view<T> term(scratch.data() + (k % 2) * n * f, n, f);
-    spmm(policy, m, previous, term);
-    coefficient *= tt / static_cast<double>(k);
-    const T c = static_cast<T>(coefficient);
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_heat_diffusion(policy, m, x, y, params.t, params.terms);
+    return;
+  } else {
+    detail::require_host_policy<Policy>();
+    detail::debug_check_csr(fn, "T", m);
+    const index_t n = x.rows(), f = x.cols();
+    const double tt = static_cast<double>(params.t);
+    double coefficient = std::exp(-tt);
     detail::parallel_for(policy, n, [&](index_t i) {
-      for (index_t j = 0; j < f; ++j) y(i, j) += c * term(i, j);
+      for (index_t j = 0; j < f; ++j) y(i, j) = static_cast<T>(coefficient) * x(i, j);
     });
-    previous = term;
+    host_buffer<T> scratch(params.terms >= 1 ? 2 * n * f : 0, uninitialized);
+    matrix_view<const T> previous = x;
+    for (index_t k = 1; k <= params.terms; ++k) {
+      matrix_view<T> term(scratch.data() + (k % 2) * n * f, n, f);
+      spmm(policy, m, previous, term);
+      coefficient *= tt / static_cast<double>(k);
+      const T c = static_cast<T>(coefficient);
+      detail::parallel_for(policy, n, [&](index_t i) {
+        for (index_t j = 0; j < f; ++j) y(i, j) += c * term(i, j);
+      });
+      previous = term;
+    }
   }
 }
 

@@ -16,9 +16,12 @@
 #include <cellkit/execution/for_each.hpp>
 #include <cellkit/execution/gemm.hpp>
 #include <cellkit/execution/policy.hpp>
+#include <cellkit/execution/reduce.hpp>
 #include <cellkit/execution/spmm.hpp>
 
+#include <cmath>
 #include <optional>
+#include <utility>
 
 namespace cellkit::graph::detail {
 
@@ -229,6 +232,155 @@ void portable_tagcn_backward(const Policy& policy, csr_view<const T, Index, Spac
     for (index_t h = 1; h <= k; ++h)
       portable_propagate(policy, at, q(h - 1), matrix_view<T, Space>(scratch.data() + (h - 1) * n * f_out, n, f_out));
     for (index_t h = 0; h <= k; ++h) portable_gemm(policy, q(h), w_block(h), *dx, h == 0 ? T(0) : T(1), false, true);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SGC and diffusion (sgc.hpp, diffusion.hpp)
+// ---------------------------------------------------------------------------------------------
+
+/// y(i, j) = a x(i, j) + b y(i, j) (y not read when b = 0).
+template <class T, class Space>
+struct axpby_fn {
+  T a;
+  matrix_view<const T, Space> x;
+  T b;
+  matrix_view<T, Space> y;
+  CELLKIT_HD void operator()(index_t e) const {
+    const auto [i, j] = element_at(e, y.cols());
+    y(i, j) = b == T(0) ? a * x(i, j) : a * x(i, j) + b * y(i, j);
+  }
+};
+
+/// |a(i, j) - b(i, j)| in double.
+template <class T, class Space>
+struct abs_difference_fn {
+  matrix_view<const T, Space> a;
+  matrix_view<const T, Space> b;
+  CELLKIT_HD double operator()(index_t e) const {
+    const auto [i, j] = element_at(e, a.cols());
+    const double d = static_cast<double>(a(i, j)) - static_cast<double>(b(i, j));
+    return d < 0 ? -d : d;
+  }
+};
+
+template <class Policy, class T, class Space>
+void portable_axpby(const Policy& policy, T a, matrix_view<const T, Space> x, T b, matrix_view<T, Space> y) {
+  for_each_index(policy, y.rows() * y.cols(), axpby_fn<T, Space>{a, x, b, y});
+}
+
+/// out = M^K X with one scratch (the host's power_apply); out may not alias x.
+template <class Policy, class T, class Index, class Space>
+void portable_power_apply(const Policy& policy, csr_view<const T, Index, Space> m, matrix_view<const T, Space> x,
+                          matrix_view<T, Space> out, index_t k) {
+  if (k == 0) {
+    portable_copy(policy, x, out);
+    return;
+  }
+  auto scratch = make_scratch<T, Space>(k >= 2 ? out.rows() * out.cols() : 0);
+  const matrix_view<T, Space> other = k >= 2 ? matrix_view<T, Space>(scratch.data(), out.rows(), out.cols()) : out;
+  matrix_view<const T, Space> previous = x;
+  for (index_t s = 1; s <= k; ++s) {
+    const matrix_view<T, Space> target = (k - s) % 2 == 0 ? out : other;
+    portable_propagate(policy, m, previous, target);
+    previous = target;
+  }
+}
+
+/// sgc_backward's evaluation with A^T given: dX at the smaller of f_in and f_out.
+template <class Policy, class T, class Index, class Space>
+void portable_sgc_backward(const Policy& policy, csr_view<const T, Index, Space> at,
+                           matrix_view<const T, Space> features, matrix_view<const T, Space> w,
+                           matrix_view<const T, Space> dy, std::optional<matrix_view<T, Space>> dx,
+                           std::optional<matrix_view<T, Space>> dw, std::optional<vector_view<T, Space>> db,
+                           index_t k) {
+  const index_t n = features.rows();
+  const index_t f_in = features.cols();
+  const index_t f_out = w.cols();
+  if (db) portable_column_sums(policy, dy, *db);
+  if (dw) portable_gemm(policy, features, dy, *dw, T(0), true, false);
+  if (!dx) return;
+  if (f_in <= f_out) {
+    auto g = make_scratch<T, Space>(n * f_in);
+    const matrix_view<T, Space> gv(g.data(), n, f_in);
+    portable_gemm(policy, dy, w, gv, T(0), false, true);
+    portable_power_apply(policy, at, matrix_view<const T, Space>(gv), *dx, k);
+  } else {
+    auto q = make_scratch<T, Space>(n * f_out);
+    const matrix_view<T, Space> qv(q.data(), n, f_out);
+    portable_power_apply(policy, at, dy, qv, k);
+    portable_gemm(policy, matrix_view<const T, Space>(qv), w, *dx, T(0), false, true);
+  }
+}
+
+/// One APPNP step: next = (1 - alpha) M prev + alpha H.
+template <class Policy, class T, class Index, class Space>
+void portable_appnp_step(const Policy& policy, csr_view<const T, Index, Space> m, matrix_view<const T, Space> prev,
+                         matrix_view<const T, Space> h, matrix_view<T, Space> next, T alpha) {
+  portable_axpby(policy, alpha, h, T(0), next);
+  portable_propagate(policy, m, prev, next, spmm_params<T>{T(1) - alpha, T(1)});
+}
+
+/// K APPNP steps from Z_0 = H into z (the host's appnp_iterate).
+template <class Policy, class T, class Index, class Space>
+void portable_appnp(const Policy& policy, csr_view<const T, Index, Space> m, matrix_view<const T, Space> h,
+                    matrix_view<T, Space> z, index_t k, T alpha) {
+  if (k == 0) {
+    portable_copy(policy, h, z);
+    return;
+  }
+  auto scratch = make_scratch<T, Space>(k >= 2 ? z.rows() * z.cols() : 0);
+  const matrix_view<T, Space> other = k >= 2 ? matrix_view<T, Space>(scratch.data(), z.rows(), z.cols()) : z;
+  matrix_view<const T, Space> previous = h;
+  for (index_t s = 1; s <= k; ++s) {
+    const matrix_view<T, Space> target = (k - s) % 2 == 0 ? z : other;
+    portable_appnp_step(policy, m, previous, h, target, alpha);
+    previous = target;
+  }
+}
+
+/// Personalised PageRank by power iteration (the host's loop); the change of each step is one
+/// reduction (device: synchronises every step). Returns (iterations, last change).
+template <class Policy, class T, class Index, class Space>
+std::pair<index_t, double> portable_personalized_pagerank(const Policy& policy, csr_view<const T, Index, Space> m,
+                                                          matrix_view<const T, Space> h, matrix_view<T, Space> z,
+                                                          T alpha, index_t max_iter, T tol) {
+  portable_copy(policy, h, z);
+  auto scratch = make_scratch<T, Space>(z.rows() * z.cols());
+  const matrix_view<T, Space> other(scratch.data(), z.rows(), z.cols());
+  matrix_view<T, Space> current = z;
+  index_t iterations = 0;
+  double change = 0;
+  for (index_t it = 0; it < max_iter; ++it) {
+    const matrix_view<T, Space> next = current.data() == z.data() ? other : z;
+    portable_appnp_step(policy, m, matrix_view<const T, Space>(current), h, next, alpha);
+    change = transform_reduce(
+        policy, z.rows() * z.cols(), 0.0, max_op{},
+        abs_difference_fn<T, Space>{matrix_view<const T, Space>(next), matrix_view<const T, Space>(current)});
+    iterations = it + 1;
+    current = next;
+    if (change <= static_cast<double>(tol)) break;
+  }
+  if (current.data() != z.data()) portable_copy(policy, matrix_view<const T, Space>(current), z);
+  return {iterations, change};
+}
+
+/// Y = e^{-t} sum_{k=0..K} t^k / k! M^k X (the host's heat_diffusion, coefficients in double).
+template <class Policy, class T, class Index, class Space>
+void portable_heat_diffusion(const Policy& policy, csr_view<const T, Index, Space> m, matrix_view<const T, Space> x,
+                             matrix_view<T, Space> y, T time, index_t terms) {
+  const index_t n = x.rows(), f = x.cols();
+  const double tt = static_cast<double>(time);
+  double coefficient = std::exp(-tt);
+  portable_axpby(policy, static_cast<T>(coefficient), x, T(0), y);
+  auto scratch = make_scratch<T, Space>(terms >= 1 ? 2 * n * f : 0);
+  matrix_view<const T, Space> previous = x;
+  for (index_t k = 1; k <= terms; ++k) {
+    const matrix_view<T, Space> term(scratch.data() + (k % 2) * n * f, n, f);
+    portable_propagate(policy, m, previous, term);
+    coefficient *= tt / static_cast<double>(k);
+    portable_axpby(policy, static_cast<T>(coefficient), matrix_view<const T, Space>(term), T(1), y);
+    previous = term;
   }
 }
 
