@@ -41,21 +41,6 @@ namespace cellkit::contrastive::detail {
 template <class T>
 inline constexpr bool is_real_v = std::is_same_v<T, float> || std::is_same_v<T, double>;
 
-/// The contrastive losses run on the host (serial / openmp): a cuda policy or a device view is a
-/// compile error that says what to do instead.
-template <class Policy, class... Spaces>
-constexpr void check_host_policy() {
-  static_assert(is_execution_policy_v<Policy>,
-                "cellkit::contrastive: the first argument must be an execution policy: cellkit::serial{} or "
-                "cellkit::openmp{threads} (or call the overload without a policy)");
-  static_assert(!is_device_policy_v<Policy>,
-                "cellkit::contrastive losses run on the host only (no CUDA path yet): pass cellkit::serial{} or "
-                "cellkit::openmp{threads}, after copying device data to a host_buffer with cellkit::copy");
-  static_assert((std::is_same_v<Spaces, host_space> && ...),
-                "cellkit::contrastive losses read host memory: copy device views to a host_buffer with "
-                "cellkit::copy first");
-}
-
 /// A contiguous sequence of integral labels (std::vector, std::span, std::array, vector_view, ...).
 template <class R>
 concept label_sequence = requires(const R& r) {
@@ -95,9 +80,11 @@ void check_positive_finite(const char* function, const char* argument, T value) 
                   "must be positive and finite, got " + number_text(static_cast<double>(value)));
 }
 
-/// Every element finite, else invalid_argument naming the argument and the element.
+/// Every element finite, else invalid_argument naming the argument and the element (`values`
+/// says what the elements are in the message).
 template <class T>
-void check_finite(const char* function, const char* argument, matrix_view<const T> x) {
+void check_finite(const char* function, const char* argument, matrix_view<const T> x,
+                  const char* values = "embeddings") {
   for (index_t i = 0; i < x.rows(); ++i) {
     const T* row = x.row_data(i);
     for (index_t k = 0; k < x.cols(); ++k) {
@@ -105,7 +92,7 @@ void check_finite(const char* function, const char* argument, matrix_view<const 
         ::cellkit::detail::throw_invalid_argument(
             function, argument,
             std::string(argument) + "(" + std::to_string(i) + ", " + std::to_string(k) + ") is " +
-                (std::isnan(row[k]) ? "NaN" : "infinite") + ": embeddings must be finite");
+                (std::isnan(row[k]) ? "NaN" : "infinite") + ": " + values + " must be finite");
       }
     }
   }

@@ -52,10 +52,11 @@ struct non_finite_element_fn {
 /// (the same message as the host check). Device views: one reduction, and one element copied back
 /// when a value is bad; synchronises the stream.
 template <class Policy, class T, class Space>
-void check_finite_on(const Policy& policy, const char* function, const char* argument, matrix_view<const T, Space> x) {
+void check_finite_on(const Policy& policy, const char* function, const char* argument, matrix_view<const T, Space> x,
+                     const char* values = "embeddings") {
   if constexpr (std::is_same_v<Space, host_space>) {
     (void)policy;
-    check_finite<T>(function, argument, x);
+    check_finite<T>(function, argument, x, values);
   } else {
     if (x.rows() == 0 || x.cols() == 0) return;
     const index_t bad =
@@ -69,7 +70,7 @@ void check_finite_on(const Policy& policy, const char* function, const char* arg
     ::cellkit::detail::throw_invalid_argument(function, argument,
                                               std::string(argument) + "(" + std::to_string(i) + ", " +
                                                   std::to_string(k) + ") is " + (value != value ? "NaN" : "infinite") +
-                                                  ": embeddings must be finite");
+                                                  ": " + values + " must be finite");
   }
 }
 
