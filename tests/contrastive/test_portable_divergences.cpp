@@ -20,14 +20,12 @@
 #include <vector>
 
 using namespace cellkit;
+using cellkit::test::on_device;
 using cellkit::test::policy_array;
 using cellkit::test::policy_of;
 namespace ck = cellkit::contrastive;
 
 namespace {
-
-template <class P>
-constexpr bool on_device = is_device_policy_v<decltype(policy_of<P>())>;
 
 /// Runs one loss under P: the public function for the device, the portable evaluation on the host.
 template <class P>

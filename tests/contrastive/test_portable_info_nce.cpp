@@ -19,14 +19,13 @@
 #include <vector>
 
 using namespace cellkit;
+using cellkit::test::on_device;
 using cellkit::test::policy_array;
 using cellkit::test::policy_of;
+using cellkit::test::scaled_error;
 namespace ck = cellkit::contrastive;
 
 namespace {
-
-template <class P>
-constexpr bool on_device = is_device_policy_v<decltype(policy_of<P>())>;
 
 template <class T>
 std::vector<T> random_rows(index_t n, index_t d, std::uint64_t seed, index_t zero_row = -1) {
@@ -39,18 +38,6 @@ std::vector<T> random_rows(index_t n, index_t d, std::uint64_t seed, index_t zer
     for (index_t k = 0; k < d; ++k) x[static_cast<std::size_t>(i * d + k)] = static_cast<T>(s * normal(rng));
   }
   return x;
-}
-
-/// max |got - expected| / max |expected|.
-template <class T>
-double scaled_error(const std::vector<T>& got, const std::vector<T>& expected) {
-  REQUIRE(got.size() == expected.size());
-  double scale = 1e-300, err = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    scale = std::max(scale, std::fabs(static_cast<double>(expected[i])));
-    err = std::max(err, std::fabs(static_cast<double>(got[i]) - static_cast<double>(expected[i])));
-  }
-  return err / scale;
 }
 
 template <class T>

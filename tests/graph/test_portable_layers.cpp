@@ -19,6 +19,7 @@
 
 using namespace cellkit;
 using namespace cellkit::graph;
+using cellkit::test::on_device;
 using cellkit::test::policy_array;
 using cellkit::test::policy_of;
 
@@ -42,9 +43,6 @@ struct policy_csr {
                                                                                          indices.data(), values.data());
   }
 };
-
-template <class P>
-constexpr bool on_device = is_device_policy_v<decltype(policy_of<P>())>;
 
 /// Runs one layer under P: the public function for the device, the portable evaluation on the host.
 template <class P>

@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -42,6 +43,22 @@ auto policy_of() {
   } else {
     return P{};
   }
+}
+
+/// True when the test-list type `P` computes on the device (its arrays are device memory).
+template <class P>
+constexpr bool on_device = is_device_policy_v<decltype(policy_of<P>())>;
+
+/// max |got - expected| / max |expected| (a scale-aware error for a gradient array).
+template <class T>
+double scaled_error(const std::vector<T>& got, const std::vector<T>& expected) {
+  REQUIRE(got.size() == expected.size());
+  double scale = 1e-300, err = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    scale = std::max(scale, std::fabs(static_cast<double>(expected[i])));
+    err = std::max(err, std::fabs(static_cast<double>(got[i]) - static_cast<double>(expected[i])));
+  }
+  return err / scale;
 }
 
 /// True when tests for policy `P` can run here (CUDA needs a device).

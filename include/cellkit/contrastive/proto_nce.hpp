@@ -230,8 +230,7 @@ double portable_proto_nce(const Policy& policy, matrix_view<const T, Space> h, s
                                   du_view, dc);
   }
   if (grad_embeddings) {
-    for_each_index(policy, n * d,
-                   scaled_copy_fn<T, Space>{matrix_view<const T, Space>(*du_view), *grad_embeddings, T(1)});
+    ::cellkit::copy(policy, matrix_view<const T, Space>(*du_view), *grad_embeddings);
     portable_normalize_backward(policy, u, 0, *grad_embeddings, T(1));
     synchronize(policy);
   }

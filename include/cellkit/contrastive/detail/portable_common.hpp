@@ -12,6 +12,7 @@
 #include <cellkit/contrastive/detail/common.hpp>
 #include <cellkit/core/config.hpp>
 #include <cellkit/core/copy.hpp>
+#include <cellkit/core/detail/functors.hpp>
 #include <cellkit/core/detail/math_impl.hpp>
 #include <cellkit/core/detail/scratch.hpp>
 #include <cellkit/core/error.hpp>
@@ -27,6 +28,9 @@
 
 namespace cellkit::contrastive::detail {
 
+using ::cellkit::detail::axpby_fn;
+using ::cellkit::detail::element_at;
+using ::cellkit::detail::fill_fn;
 using ::cellkit::detail::make_scratch;
 
 /// Compile-time checks of a contrastive loss's policy and the spaces of its views.
@@ -166,35 +170,6 @@ void portable_normalize_backward(const Policy& policy, const portable_normalized
                  normalize_backward_row_fn<T, Space>{state.u.data(), state.inv_denom.data(), state.clamped.data(),
                                                      offset, g, scale});
 }
-
-/// Row and column of element e of a row-major enumeration with `cols` columns.
-struct element_index {
-  index_t i, j;
-};
-CELLKIT_HD inline element_index element_at(index_t e, index_t cols) {
-  const index_t i = e / cols;
-  return {i, e - i * cols};
-}
-
-/// dst(i, j) = scale * src(i, j) (strides may differ).
-template <class T, class Space>
-struct scaled_copy_fn {
-  matrix_view<const T, Space> src;
-  matrix_view<T, Space> dst;
-  T scale;
-  CELLKIT_HD void operator()(index_t e) const {
-    const auto [i, j] = element_at(e, dst.cols());
-    dst(i, j) = scale * src(i, j);
-  }
-};
-
-/// out[i] = value.
-template <class T>
-struct fill_fn {
-  T* out;
-  T value;
-  CELLKIT_HD void operator()(index_t i) const { out[i] = value; }
-};
 
 /// Sum of v[0 .. n) in double, through the policy's reduction (device: CUB; synchronises).
 template <class T>

@@ -30,14 +30,15 @@ struct inverse_concentration_fn {
   CELLKIT_HD void operator()(index_t j) const { inv_phi[j] = T(1) / (phi != nullptr ? phi[j] : temperature); }
 };
 
-/// x(j, m) *= inv_phi[j] for a K x d matrix (contiguous when `contiguous`, else through the view).
+/// dst(j, m) = src(j, m) factor[j] (dst may be src: scaling in place).
 template <class T, class Space>
 struct scale_rows_fn {
-  matrix_view<T, Space> x;
+  matrix_view<const T, Space> src;
+  matrix_view<T, Space> dst;
   const T* factor;
   CELLKIT_HD void operator()(index_t e) const {
-    const auto [j, m] = element_at(e, x.cols());
-    x(j, m) *= factor[j];
+    const auto [j, m] = element_at(e, dst.cols());
+    dst(j, m) = src(j, m) * factor[j];
   }
 };
 
@@ -95,8 +96,7 @@ void portable_proto_nce_clustering(const Policy& policy, const portable_normaliz
   for_each_index(policy, k, inverse_concentration_fn<T>{concentration, temperature, inv_phi.data()});
   auto cs = make_scratch<T, Space>(k * d);  // c_j / phi_j
   const matrix_view<T, Space> cs_view(cs.data(), k, d);
-  for_each_index(policy, k * d, scaled_copy_fn<T, Space>{c.view(), cs_view, T(1)});
-  for_each_index(policy, k * d, scale_rows_fn<T, Space>{cs_view, inv_phi.data()});
+  for_each_index(policy, k * d, scale_rows_fn<T, Space>{c.view(), cs_view, inv_phi.data()});
   auto s = make_scratch<T, Space>(n * k);
   const matrix_view<T, Space> s_view(s.data(), n, k);
   gemm(policy, u.view(), matrix_view<const T, Space>(cs_view), s_view, gemm_params<T>{T(1), T(0), false, true});
@@ -111,7 +111,7 @@ void portable_proto_nce_clustering(const Policy& policy, const portable_normaliz
   if (du) gemm(policy, g, matrix_view<const T, Space>(cs_view), *du, gemm_params<T>{T(1), T(1), false, false});
   if (dc) {
     gemm(policy, g, u.view(), *dc, gemm_params<T>{T(1), T(0), true, false});
-    for_each_index(policy, k * d, scale_rows_fn<T, Space>{*dc, inv_phi.data()});
+    for_each_index(policy, k * d, scale_rows_fn<T, Space>{matrix_view<const T, Space>(*dc), *dc, inv_phi.data()});
     portable_normalize_backward(policy, c, 0, *dc, T(1));
   }
   synchronize(policy);  // the scratch is freed on return

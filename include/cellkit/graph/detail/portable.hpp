@@ -11,6 +11,7 @@
 /// device, whose default algorithms are deterministic for a fixed device and configuration).
 
 #include <cellkit/core/config.hpp>
+#include <cellkit/core/detail/functors.hpp>
 #include <cellkit/core/detail/scratch.hpp>
 #include <cellkit/core/views.hpp>
 #include <cellkit/execution/for_each.hpp>
@@ -25,16 +26,9 @@
 
 namespace cellkit::graph::detail {
 
+using cellkit::detail::axpby_fn;
+using cellkit::detail::element_at;
 using cellkit::detail::make_scratch;
-
-/// Row and column of element e of a row-major enumeration of a matrix with `cols` columns.
-struct matrix_element {
-  index_t i, j;
-};
-CELLKIT_HD inline matrix_element element_at(index_t e, index_t cols) {
-  const index_t i = e / cols;
-  return {i, e - i * cols};
-}
 
 /// y(i, j) = alpha sum_p a_ip x(idx_p, j) (+ beta y(i, j); y is not read when beta = 0): one
 /// element per call, the row's entries in index order. Threads of a warp take consecutive j of one
@@ -238,19 +232,6 @@ void portable_tagcn_backward(const Policy& policy, csr_view<const T, Index, Spac
 // ---------------------------------------------------------------------------------------------
 // SGC and diffusion (sgc.hpp, diffusion.hpp)
 // ---------------------------------------------------------------------------------------------
-
-/// y(i, j) = a x(i, j) + b y(i, j) (y not read when b = 0).
-template <class T, class Space>
-struct axpby_fn {
-  T a;
-  matrix_view<const T, Space> x;
-  T b;
-  matrix_view<T, Space> y;
-  CELLKIT_HD void operator()(index_t e) const {
-    const auto [i, j] = element_at(e, y.cols());
-    y(i, j) = b == T(0) ? a * x(i, j) : a * x(i, j) + b * y(i, j);
-  }
-};
 
 /// |a(i, j) - b(i, j)| in double.
 template <class T, class Space>

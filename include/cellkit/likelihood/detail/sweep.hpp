@@ -17,6 +17,7 @@
 
 #include <cellkit/core/buffer.hpp>
 #include <cellkit/core/config.hpp>
+#include <cellkit/core/detail/functors.hpp>
 #include <cellkit/core/detail/scratch.hpp>
 #include <cellkit/core/error.hpp>
 #include <cellkit/core/views.hpp>
@@ -44,12 +45,7 @@ struct model {
 
 using cellkit::detail::make_scratch;
 
-template <class U>
-struct fill_fn {
-  U* data;
-  U value;
-  CELLKIT_HD void operator()(index_t k) const { data[k] = value; }
-};
+using cellkit::detail::fill_fn;
 
 template <class T>
 struct prepare_theta_fn {
