@@ -65,6 +65,25 @@ cellkit::graph::csr_graph<T, Index> random_graph(index_t n, int max_degree, std:
   return cellkit::graph::symmetrize(cellkit::serial{}, g.view(), cellkit::graph::symmetrize_mode::max);
 }
 
+/// A CSR matrix (double values) copied into the memory space of policy P.
+template <class P>
+struct policy_csr {
+  cellkit::test::policy_array<P, std::int32_t> indptr, indices;
+  cellkit::test::policy_array<P, double> values;
+  index_t rows, cols, nnz;
+  explicit policy_csr(cellkit::csr_view<const double, std::int32_t> a)
+      : indptr(std::vector<std::int32_t>(a.indptr(), a.indptr() + a.rows() + 1)),
+        indices(std::vector<std::int32_t>(a.indices(), a.indices() + a.nnz())),
+        values(std::vector<double>(a.values(), a.values() + a.nnz())),
+        rows(a.rows()),
+        cols(a.cols()),
+        nnz(a.nnz()) {}
+  auto view() const {
+    return cellkit::csr_view<const double, std::int32_t, typename cellkit::test::policy_array<P, double>::space>(
+        rows, cols, nnz, indptr.data(), indices.data(), values.data());
+  }
+};
+
 template <class T>
 std::vector<T> random_vector(std::size_t size, std::uint64_t seed, double scale = 1.0) {
   std::mt19937_64 rng(seed);

@@ -25,24 +25,7 @@ using cellkit::test::policy_of;
 
 namespace {
 
-/// A CSR matrix copied into the memory space of policy P.
-template <class P>
-struct policy_csr {
-  policy_array<P, std::int32_t> indptr, indices;
-  policy_array<P, double> values;
-  index_t rows, cols, nnz;
-  explicit policy_csr(csr_view<const double, std::int32_t> a)
-      : indptr(std::vector<std::int32_t>(a.indptr(), a.indptr() + a.rows() + 1)),
-        indices(std::vector<std::int32_t>(a.indices(), a.indices() + a.nnz())),
-        values(std::vector<double>(a.values(), a.values() + a.nnz())),
-        rows(a.rows()),
-        cols(a.cols()),
-        nnz(a.nnz()) {}
-  auto view() const {
-    return csr_view<const double, std::int32_t, typename policy_array<P, double>::space>(rows, cols, nnz, indptr.data(),
-                                                                                         indices.data(), values.data());
-  }
-};
+using graph_test::policy_csr;
 
 /// Runs one layer under P: the public function for the device, the portable evaluation on the host.
 template <class P>

@@ -19,8 +19,12 @@
 /// `attention_importance`: r_j = sum_i a_ij, the attention key j receives (gene importance).
 /// Shapes: mask n_q x n_k, Q n_q x d, K n_k x d, V n_k x d_v, out n_q x d_v.
 /// Costs: forward 2 nnz (d + d_v) flops + nnz exp; backward 2 nnz (2 d + 2 d_v) flops; scratch nnz.
-/// Host policies; calls return when the work is done. Errors: `dimension_mismatch` naming the
-/// operands, a malformed mask.
+/// Every policy: `serial`, `openmp` and, with device views, `cuda` (the portable evaluation in
+/// detail/portable_attention.hpp; the host runs the same row functors). Calls return when the work
+/// is done (on the device, backward and importance copy the mask's structure back to build the
+/// transpose, O(n + nnz), which synchronises). Errors: `dimension_mismatch` naming the operands, a
+/// malformed mask (checked in importance always; in the device backward on the copied structure;
+/// elsewhere with CELLKIT_DEBUG_CHECKS).
 
 #include <cellkit/core/buffer.hpp>
 #include <cellkit/core/error.hpp>
@@ -28,6 +32,7 @@
 #include <cellkit/execution/policy.hpp>
 #include <cellkit/graph/detail/args.hpp>
 #include <cellkit/graph/detail/common.hpp>
+#include <cellkit/graph/detail/portable_attention.hpp>
 #include <cellkit/graph/detail/transpose.hpp>
 
 #include <algorithm>
@@ -43,8 +48,8 @@ struct attention_params {
 };
 
 namespace detail {
-template <class T, class Index>
-void check_attention(const char* fn, const csr_view<const T, Index>& mask, shape2 q, shape2 k, shape2 v) {
+template <class T, class Index, class Space>
+void check_attention(const char* fn, const csr_view<const T, Index, Space>& mask, shape2 q, shape2 k, shape2 v) {
   expect_shapes(q.rows == mask.rows(), fn, "Q", q, "mask", mask.shape(), "one query per mask row");
   expect_shapes(k.rows == mask.cols(), fn, "K", k, "mask", mask.shape(), "one key per mask column");
   expect_shapes(k.cols == q.cols, fn, "K", k, "Q", q, "queries and keys have the same width d");
@@ -57,60 +62,50 @@ T attention_scale(T scale, index_t d) {
 }  // namespace detail
 
 /// out = masked softmax attention; `attention` receives a_ij in mask entry order (nnz values).
-template <class Policy, class TM, class Index, class T>
-void masked_attention_forward(const Policy& policy, csr_view<TM, Index> mask, const_matrix_arg<T> q,
-                              const_matrix_arg<T> k, const_matrix_arg<T> v, matrix_view<T> out,
-                              vector_view<T> attention, attention_params<T> params = {}) {
-  detail::require_host_policy<Policy>();
+template <class Policy, class TM, class Index, class T, class Space>
+void masked_attention_forward(const Policy& policy, csr_view<TM, Index, Space> mask, const_matrix_arg<T, Space> q,
+                              const_matrix_arg<T, Space> k, const_matrix_arg<T, Space> v, matrix_view<T, Space> out,
+                              vector_view<T, Space> attention, attention_params<T> params = {}) {
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
   constexpr const char* fn = "masked_attention_forward";
-  csr_view<const std::remove_const_t<TM>, Index> m(mask);
+  csr_view<const std::remove_const_t<TM>, Index, Space> m(mask);
   detail::check_attention(fn, m, q.shape(), k.shape(), v.shape());
   expect_shapes(out.rows() == q.rows() && out.cols() == v.cols(), fn, "out", out.shape(), "n_q x d_v",
                 {q.rows(), v.cols()}, "one output row per query, V's width");
   expect_shapes(attention.size() == m.nnz(), fn, "attention", attention.shape(), "mask", {m.nnz(), 1},
                 "one weight per mask entry");
-  detail::debug_check_csr(fn, "mask", m);
   const T scale = detail::attention_scale(params.scale, q.cols());
-  const index_t d = q.cols(), dv = v.cols();
-  detail::parallel_for(policy, q.rows(), [&](index_t i) {
-    const index_t begin = m.row_begin(i), end = m.row_end(i);
-    T* o = out.row_data(i);
-    for (index_t c = 0; c < dv; ++c) o[c] = T(0);
-    if (begin == end) return;
-    const T* qi = q.row_data(i);
-    T max_score = -std::numeric_limits<T>::infinity();
-    for (index_t p = begin; p < end; ++p) {
-      const T* kj = k.row_data(static_cast<index_t>(m.indices()[p]));
-      T s = T(0);
-      for (index_t c = 0; c < d; ++c) s += qi[c] * kj[c];
-      s *= scale;
-      attention[p] = s;
-      max_score = std::max(max_score, s);
-    }
-    T sum = T(0);
-    for (index_t p = begin; p < end; ++p) {
-      attention[p] = std::exp(attention[p] - max_score);
-      sum += attention[p];
-    }
-    const T inv = T(1) / sum;
-    for (index_t p = begin; p < end; ++p) {
-      attention[p] *= inv;
-      const T* vj = v.row_data(static_cast<index_t>(m.indices()[p]));
-      for (index_t c = 0; c < dv; ++c) o[c] += attention[p] * vj[c];
-    }
-  });
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_attention_forward(policy, m, q, k, v, out, attention, scale);
+  } else {
+    detail::require_host_policy<Policy>();
+    detail::debug_check_csr(fn, "mask", m);
+    const index_t dv = v.cols();
+    const detail::attention_softmax_row_fn<T, Index, host_space> softmax{m.indptr(), m.indices(),      q,
+                                                                         k,          attention.data(), scale};
+    detail::parallel_for(policy, q.rows(), [&](index_t i) {
+      softmax(i);
+      T* o = out.row_data(i);
+      for (index_t c = 0; c < dv; ++c) o[c] = T(0);
+      for (index_t p = m.row_begin(i); p < m.row_end(i); ++p) {
+        const T* vj = v.row_data(static_cast<index_t>(m.indices()[p]));
+        for (index_t c = 0; c < dv; ++c) o[c] += attention[p] * vj[c];
+      }
+    });
+  }
 }
 
 /// Gradients of `masked_attention_forward` (see the file comment); dq, dk, dv optional.
-template <class Policy, class TM, class Index, class TA, class T = std::remove_const_t<TA>>
-void masked_attention_backward(const Policy& policy, csr_view<TM, Index> mask, const_matrix_arg<T> q,
-                               const_matrix_arg<T> k, const_matrix_arg<T> v, vector_view<TA> attention_in,
-                               const_matrix_arg<T> d_out, optional_matrix_out<T> dq, optional_matrix_out<T> dk,
-                               optional_matrix_out<T> dv, attention_params<T> params = {}) {
-  detail::require_host_policy<Policy>();
-  const vector_view<const T> attention(attention_in);
+template <class Policy, class TM, class Index, class TA, class Space, class T = std::remove_const_t<TA>>
+void masked_attention_backward(const Policy& policy, csr_view<TM, Index, Space> mask, const_matrix_arg<T, Space> q,
+                               const_matrix_arg<T, Space> k, const_matrix_arg<T, Space> v,
+                               vector_view<TA, Space> attention_in, const_matrix_arg<T, Space> d_out,
+                               optional_matrix_out<T, Space> dq, optional_matrix_out<T, Space> dk,
+                               optional_matrix_out<T, Space> dv, attention_params<T> params = {}) {
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
+  const vector_view<const T, Space> attention(attention_in);
   constexpr const char* fn = "masked_attention_backward";
-  csr_view<const std::remove_const_t<TM>, Index> m(mask);
+  csr_view<const std::remove_const_t<TM>, Index, Space> m(mask);
   detail::check_attention(fn, m, q.shape(), k.shape(), v.shape());
   expect_shapes(attention.size() == m.nnz(), fn, "attention", attention.shape(), "mask", {m.nnz(), 1},
                 "one weight per mask entry");
@@ -125,76 +120,77 @@ void masked_attention_backward(const Policy& policy, csr_view<TM, Index> mask, c
   if (dv)
     expect_shapes(dv->rows() == v.rows() && dv->cols() == v.cols(), fn, "dV", dv->shape(), "V", v.shape(),
                   "dV has V's shape");
-  detail::debug_check_csr(fn, "mask", m);
   const T scale = detail::attention_scale(params.scale, q.cols());
-  const index_t d = q.cols(), dvw = v.cols();
-  host_buffer<T> ds(m.nnz(), uninitialized);
-  detail::parallel_for(policy, q.rows(), [&](index_t i) {
-    const index_t begin = m.row_begin(i), end = m.row_end(i);
-    const T* go = d_out.row_data(i);
-    T weighted = T(0);
-    for (index_t p = begin; p < end; ++p) {
-      const T* vj = v.row_data(static_cast<index_t>(m.indices()[p]));
-      T da = T(0);
-      for (index_t c = 0; c < dvw; ++c) da += go[c] * vj[c];
-      ds[p] = da;
-      weighted += attention[p] * da;
-    }
-    for (index_t p = begin; p < end; ++p) ds[p] = attention[p] * (ds[p] - weighted);
-    if (dq) {
-      T* out = dq->row_data(i);
-      for (index_t c = 0; c < d; ++c) out[c] = T(0);
-      for (index_t p = begin; p < end; ++p) {
-        const T* kj = k.row_data(static_cast<index_t>(m.indices()[p]));
-        const T w = scale * ds[p];
-        for (index_t c = 0; c < d; ++c) out[c] += w * kj[c];
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_attention_backward(policy, m, q, k, v, attention, d_out, dq, dk, dv, scale);
+    return;
+  } else {
+    detail::require_host_policy<Policy>();
+    detail::debug_check_csr(fn, "mask", m);
+    const index_t d = q.cols(), dvw = v.cols();
+    host_buffer<T> ds(m.nnz(), uninitialized);
+    const detail::attention_ds_row_fn<T, Index, host_space> ds_row{m.indptr(), m.indices(),      v,
+                                                                   d_out,      attention.data(), ds.data()};
+    detail::parallel_for(policy, q.rows(), [&](index_t i) {
+      ds_row(i);
+      if (dq) {
+        T* out = dq->row_data(i);
+        for (index_t c = 0; c < d; ++c) out[c] = T(0);
+        for (index_t p = m.row_begin(i); p < m.row_end(i); ++p) {
+          const T* kj = k.row_data(static_cast<index_t>(m.indices()[p]));
+          const T w = scale * ds[p];
+          for (index_t c = 0; c < d; ++c) out[c] += w * kj[c];
+        }
       }
-    }
-  });
-  if (!dk && !dv) return;
-  const auto t = detail::build_transpose_map(m);
-  detail::parallel_for(policy, k.rows(), [&](index_t j) {
-    T* gk = dk ? dk->row_data(j) : nullptr;
-    T* gv = dv ? dv->row_data(j) : nullptr;
-    if (gk)
-      for (index_t c = 0; c < d; ++c) gk[c] = T(0);
-    if (gv)
-      for (index_t c = 0; c < dvw; ++c) gv[c] = T(0);
-    for (index_t qpos = static_cast<index_t>(t.indptr[j]); qpos < static_cast<index_t>(t.indptr[j + 1]); ++qpos) {
-      const auto i = static_cast<index_t>(t.indices[qpos]);
-      const auto p = static_cast<index_t>(t.source[qpos]);
-      if (gk) {
-        const T* qi = q.row_data(i);
-        const T w = scale * ds[p];
-        for (index_t c = 0; c < d; ++c) gk[c] += w * qi[c];
+    });
+    if (!dk && !dv) return;
+    const auto t = detail::build_transpose_map(m);
+    detail::parallel_for(policy, k.rows(), [&](index_t j) {
+      T* gk = dk ? dk->row_data(j) : nullptr;
+      T* gv = dv ? dv->row_data(j) : nullptr;
+      if (gk)
+        for (index_t c = 0; c < d; ++c) gk[c] = T(0);
+      if (gv)
+        for (index_t c = 0; c < dvw; ++c) gv[c] = T(0);
+      for (index_t qpos = static_cast<index_t>(t.indptr[j]); qpos < static_cast<index_t>(t.indptr[j + 1]); ++qpos) {
+        const auto i = static_cast<index_t>(t.indices[qpos]);
+        const auto p = static_cast<index_t>(t.source[qpos]);
+        if (gk) {
+          const T* qi = q.row_data(i);
+          const T w = scale * ds[p];
+          for (index_t c = 0; c < d; ++c) gk[c] += w * qi[c];
+        }
+        if (gv) {
+          const T* go = d_out.row_data(i);
+          for (index_t c = 0; c < dvw; ++c) gv[c] += attention[p] * go[c];
+        }
       }
-      if (gv) {
-        const T* go = d_out.row_data(i);
-        for (index_t c = 0; c < dvw; ++c) gv[c] += attention[p] * go[c];
-      }
-    }
-  });
+    });
+  }
 }
 
 /// r_j = sum_i a_ij (attention received by key j), summed in row order. `importance` has n_k entries.
-template <class Policy, class TM, class Index, class T>
-void attention_importance(const Policy& policy, csr_view<TM, Index> mask,
-                          std::type_identity_t<vector_view<const T>> attention, vector_view<T> importance) {
-  detail::require_host_policy<Policy>();
+template <class Policy, class TM, class Index, class T, class Space>
+void attention_importance(const Policy& policy, csr_view<TM, Index, Space> mask,
+                          std::type_identity_t<vector_view<const T, Space>> attention,
+                          vector_view<T, Space> importance) {
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
   constexpr const char* fn = "attention_importance";
-  csr_view<const std::remove_const_t<TM>, Index> m(mask);
+  csr_view<const std::remove_const_t<TM>, Index, Space> m(mask);
   expect_shapes(attention.size() == m.nnz(), fn, "attention", attention.shape(), "mask", {m.nnz(), 1},
                 "one weight per mask entry");
   expect_shapes(importance.size() == m.cols(), fn, "importance", importance.shape(), "mask", m.shape(),
                 "one score per mask column");
-  detail::check_csr(fn, "mask", m);
-  const auto t = detail::build_transpose_map(m);
-  detail::parallel_for(policy, m.cols(), [&](index_t j) {
-    T s = T(0);
-    for (index_t qpos = static_cast<index_t>(t.indptr[j]); qpos < static_cast<index_t>(t.indptr[j + 1]); ++qpos)
-      s += attention[static_cast<index_t>(t.source[qpos])];
-    importance[j] = s;
-  });
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_attention_importance(policy, m, attention, importance);
+  } else {
+    detail::require_host_policy<Policy>();
+    detail::check_csr(fn, "mask", m);
+    const auto t = detail::build_transpose_map(m);
+    detail::parallel_for(policy, m.cols(), [&](index_t j) {
+      detail::column_weight_sum_fn<T, Index>{t.indptr.data(), t.source.data(), attention.data(), importance.data()}(j);
+    });
+  }
 }
 
 }  // namespace cellkit::graph

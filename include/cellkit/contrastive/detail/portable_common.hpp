@@ -15,6 +15,7 @@
 #include <cellkit/core/detail/functors.hpp>
 #include <cellkit/core/detail/math_impl.hpp>
 #include <cellkit/core/detail/scratch.hpp>
+#include <cellkit/core/detail/transfer.hpp>
 #include <cellkit/core/error.hpp>
 #include <cellkit/core/views.hpp>
 #include <cellkit/execution/for_each.hpp>
@@ -29,9 +30,12 @@
 namespace cellkit::contrastive::detail {
 
 using ::cellkit::detail::axpby_fn;
+using ::cellkit::detail::download;
 using ::cellkit::detail::element_at;
 using ::cellkit::detail::fill_fn;
 using ::cellkit::detail::make_scratch;
+using ::cellkit::detail::portable_sum;
+using ::cellkit::detail::upload;
 
 /// Compile-time checks of a contrastive loss's policy and the spaces of its views.
 template <class Policy, class... Spaces>
@@ -169,37 +173,6 @@ void portable_normalize_backward(const Policy& policy, const portable_normalized
   for_each_index(policy, g.rows(),
                  normalize_backward_row_fn<T, Space>{state.u.data(), state.inv_denom.data(), state.clamped.data(),
                                                      offset, g, scale});
-}
-
-/// Sum of v[0 .. n) in double, through the policy's reduction (device: CUB; synchronises).
-template <class T>
-struct widen_fn {
-  const T* v;
-  CELLKIT_HD double operator()(index_t i) const { return static_cast<double>(v[i]); }
-};
-
-template <class Policy, class T>
-double portable_sum(const Policy& policy, const T* v, index_t n) {
-  return transform_reduce(policy, n, 0.0, plus_op{}, widen_fn<T>{v});
-}
-
-/// A copy of the host vector `values` in Space (scratch of the policy's memory). Device: a copy
-/// from pageable memory, which returns once `values` has been read (it may then be freed).
-template <class Space, class Policy, class U>
-auto upload(const Policy& policy, const std::vector<U>& values) {
-  const auto n = static_cast<index_t>(values.size());
-  auto out = make_scratch<U, Space>(n);
-  copy(policy, vector_view<const U>(values.data(), n), vector_view<U, Space>(out.data(), n));
-  return out;
-}
-
-/// The elements of a view in any space, on the host (device: copied back; synchronises).
-template <class Policy, class U, class Space>
-std::vector<std::remove_const_t<U>> download(const Policy& policy, vector_view<U, Space> values) {
-  std::vector<std::remove_const_t<U>> out(static_cast<std::size_t>(values.size()));
-  copy(policy, values, vector_view<std::remove_const_t<U>>(out.data(), values.size()));
-  synchronize(policy);
-  return out;
 }
 
 }  // namespace cellkit::contrastive::detail

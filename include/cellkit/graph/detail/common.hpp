@@ -23,8 +23,7 @@ constexpr void require_host_policy() {
                 "cellkit::openmp{threads}");
   static_assert(is_host_policy_v<Policy>,
                 "cellkit::graph: this function runs on host policies (cellkit::serial, cellkit::openmp); copy "
-                "device data to host buffers first (the element-wise augmentations in augment.hpp also take "
-                "cellkit::cuda)");
+                "device data to host buffers first (see docs/graph.md for the functions that take cellkit::cuda)");
 }
 
 using cellkit::detail::host_threads;
