@@ -43,7 +43,8 @@
 ///
 /// Errors (`invalid_argument`, naming the argument): k < 1 or k >= n; a non-finite feature
 /// (NaN or inf) in X, with its row and column; batch labels outside [0, n_batches); a batch with
-/// too few points for k; n not representable in Index. Host policies; calls return when done.
+/// too few points for k; n not representable in Index. Host policies, except the `knn_search`
+/// overload that writes into views, which also runs under `cuda`; calls return when done.
 
 #include <cellkit/core/buffer.hpp>
 #include <cellkit/core/config.hpp>
@@ -53,6 +54,7 @@
 #include <cellkit/graph/csr_graph.hpp>
 #include <cellkit/graph/detail/common.hpp>
 #include <cellkit/graph/detail/knn_impl.hpp>
+#include <cellkit/graph/detail/portable_knn.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -164,6 +166,46 @@ knn_neighbors<std::remove_const_t<TX>, Index> knn_search(const Policy& policy, m
   knn_neighbors<T, Index> out;
   detail::finish_neighbors(out, idx, dist, n, k, params.include_self);
   return out;
+}
+
+/// `knn_search` into arrays in the policy's memory space, for every policy (with `cuda`, device
+/// views): `indices` and `distances` are n x k, or n x (k + 1) with include_self, rows sorted by
+/// (distance, index) as above. Host policies run the search above and copy; `cuda` runs the
+/// portable search of detail/portable_knn.hpp (per block of about 2^24 scores one GEMM, candidate
+/// lists per chunk of 1024 columns, the same exact re-ranking in double), which finds the same
+/// neighbours except where exact distances tie within rounding of the expanded scores at the
+/// edge of the k + 8 kept candidates. Synchronises (X's finiteness is one reduction).
+template <class Policy, class TX, class Index, class T, class Space>
+void knn_search(const Policy& policy, matrix_view<TX, Space> x_in, matrix_view<Index, Space> indices,
+                matrix_view<T, Space> distances, const std::type_identity_t<knn_params<T>>& params) {
+  cellkit::detail::check_policy_and_spaces<Policy, Space>();
+  static_assert(std::is_same_v<std::remove_const_t<TX>, T>, "knn_search: X and distances must have the same type");
+  static_assert(std::is_integral_v<Index>, "knn_search: indices must be integers");
+  constexpr const char* fn = "knn_search";
+  const matrix_view<const T, Space> x(x_in);
+  const index_t n = x.rows();
+  CELLKIT_EXPECTS(params.k >= 1, fn, "params.k", "must be >= 1, got " + std::to_string(params.k));
+  CELLKIT_EXPECTS(
+      params.k < n, fn, "params.k",
+      "k = " + std::to_string(params.k) + " must be smaller than the number of points n = " + std::to_string(n));
+  detail::check_index_fits<Index>(fn, n);
+  const index_t width = params.include_self ? params.k + 1 : params.k;
+  expect_shapes(indices.rows() == n && indices.cols() == width, fn, "indices", indices.shape(), "n x k", {n, width},
+                "one row of k (k + 1 with include_self) neighbours per point");
+  expect_shapes(distances.rows() == n && distances.cols() == width, fn, "distances", distances.shape(), "n x k",
+                {n, width}, "one row of k (k + 1 with include_self) distances per point");
+  if constexpr (is_device_policy_v<Policy>) {
+    detail::portable_knn_search(policy, x, indices, distances, params.k, params.metric == knn_metric::cosine,
+                                params.include_self);
+  } else {
+    detail::require_host_policy<Policy>();
+    const auto nb = knn_search<Index>(policy, x, params);
+    for (index_t i = 0; i < n; ++i)
+      for (index_t c = 0; c < width; ++c) {
+        indices(i, c) = nb.indices[i * width + c];
+        distances(i, c) = nb.distances[i * width + c];
+      }
+  }
 }
 
 /// Batch-balanced neighbours (BBKNN): for every row, its `params.k` nearest points within each

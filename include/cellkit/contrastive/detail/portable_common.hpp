@@ -34,6 +34,8 @@ using ::cellkit::detail::download;
 using ::cellkit::detail::element_at;
 using ::cellkit::detail::fill_fn;
 using ::cellkit::detail::make_scratch;
+using ::cellkit::detail::no_element;
+using ::cellkit::detail::non_finite_element_fn;
 using ::cellkit::detail::portable_sum;
 using ::cellkit::detail::upload;
 
@@ -42,19 +44,6 @@ template <class Policy, class... Spaces>
 constexpr void check_policy() {
   ::cellkit::detail::check_policy_and_spaces<Policy, Spaces...>();
 }
-
-inline constexpr index_t no_element = std::numeric_limits<index_t>::max();
-
-/// e (row-major index) when x's element e is NaN or infinite, else no_element.
-template <class T, class Space>
-struct non_finite_element_fn {
-  matrix_view<const T, Space> x;
-  CELLKIT_HD index_t operator()(index_t e) const {
-    const index_t i = e / x.cols();
-    const T v = x(i, e - i * x.cols());
-    return v - v == T(0) ? no_element : e;
-  }
-};
 
 /// Every element of x finite, else invalid_argument naming the argument and the first bad element
 /// (the same message as the host check). Device views: one reduction, and one element copied back

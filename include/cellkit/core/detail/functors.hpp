@@ -6,6 +6,8 @@
 #include <cellkit/core/config.hpp>
 #include <cellkit/core/views.hpp>
 
+#include <limits>
+
 namespace cellkit::detail {
 
 /// Row and column of element e of a row-major enumeration of a matrix with `cols` columns.
@@ -36,6 +38,20 @@ struct axpby_fn {
   CELLKIT_HD void operator()(index_t e) const {
     const auto [i, j] = element_at(e, y.cols());
     y(i, j) = b == T(0) ? a * x(i, j) : a * x(i, j) + b * y(i, j);
+  }
+};
+
+/// The "none" of an element search (min-reduced with element indices).
+inline constexpr index_t no_element = std::numeric_limits<index_t>::max();
+
+/// e (row-major index) when x's element e is NaN or infinite, else no_element.
+template <class T, class Space>
+struct non_finite_element_fn {
+  matrix_view<const T, Space> x;
+  CELLKIT_HD index_t operator()(index_t e) const {
+    const index_t i = e / x.cols();
+    const T v = x(i, e - i * x.cols());
+    return v - v == T(0) ? no_element : e;
   }
 };
 
