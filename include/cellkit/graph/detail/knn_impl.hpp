@@ -13,6 +13,7 @@
 
 #include <cellkit/core/buffer.hpp>
 #include <cellkit/core/config.hpp>
+#include <cellkit/core/detail/math_impl.hpp>
 #include <cellkit/core/views.hpp>
 #include <cellkit/execution/gemm.hpp>
 #include <cellkit/execution/policy.hpp>
@@ -39,6 +40,20 @@ inline constexpr index_t knn_tile_cols = 2048;
 /// Extra candidates kept per row for the exact re-ranking.
 inline constexpr index_t knn_margin = 8;
 
+/// Inserts (s, j) into the sorted list (score, index) of kc entries if it beats the last entry.
+template <class T>
+CELLKIT_HD void insert_candidate(T* score, std::int64_t* index, index_t kc, T s, std::int64_t j) {
+  index_t pos = kc - 1;
+  if (!(s < score[pos] || (s == score[pos] && j < index[pos]))) return;
+  while (pos > 0 && (s < score[pos - 1] || (s == score[pos - 1] && j < index[pos - 1]))) {
+    score[pos] = score[pos - 1];
+    index[pos] = index[pos - 1];
+    --pos;
+  }
+  score[pos] = s;
+  index[pos] = j;
+}
+
 /// Sorted candidate lists of `kc` entries per list.
 template <class T>
 struct candidate_lists {
@@ -56,18 +71,8 @@ struct candidate_lists {
 
   /// Inserts (s, j) into list r if it beats the last entry in (score, index) order.
   void insert(index_t r, T s, std::int64_t j) {
-    T* sc = score.data() + r * kc;
-    std::int64_t* ix = index.data() + r * kc;
-    index_t pos = kc - 1;
-    if (!(s < sc[pos] || (s == sc[pos] && j < ix[pos]))) return;
-    while (pos > 0 && (s < sc[pos - 1] || (s == sc[pos - 1] && j < ix[pos - 1]))) {
-      sc[pos] = sc[pos - 1];
-      ix[pos] = ix[pos - 1];
-      --pos;
-    }
-    sc[pos] = s;
-    ix[pos] = j;
-    worst[r] = sc[kc - 1];
+    insert_candidate(score.data() + r * kc, index.data() + r * kc, kc, s, j);
+    worst[r] = score[r * kc + kc - 1];
   }
 };
 
@@ -272,25 +277,63 @@ void knn_block_search(const Policy& policy, matrix_view<const T> x, matrix_view<
 }
 
 /// Exact distance in double between rows i and j of the original data (Euclidean, or cosine
-/// distance 1 - cos clipped to [0, 2]; 1 when either row is zero).
-template <class T>
-double exact_distance(matrix_view<const T> x, const double* inv_norm, index_t i, index_t j, bool cosine) {
-  const T* a = x.row_data(i);
-  const T* b = x.row_data(j);
+/// distance 1 - cos clipped to [0, 2]; 1 when either row is zero). Host and device.
+template <class T, class Space>
+CELLKIT_HD double exact_distance(matrix_view<const T, Space> x, const double* inv_norm, index_t i, index_t j,
+                                 bool cosine) {
   const index_t d = x.cols();
   if (cosine) {
     if (inv_norm[i] == 0.0 || inv_norm[j] == 0.0) return 1.0;
     double dot = 0;
-    for (index_t c = 0; c < d; ++c) dot += static_cast<double>(a[c]) * static_cast<double>(b[c]);
-    return std::clamp(1.0 - dot * inv_norm[i] * inv_norm[j], 0.0, 2.0);
+    for (index_t c = 0; c < d; ++c) dot += static_cast<double>(x(i, c)) * static_cast<double>(x(j, c));
+    const double v = 1.0 - dot * inv_norm[i] * inv_norm[j];
+    return v < 0.0 ? 0.0 : (v > 2.0 ? 2.0 : v);
   }
   double s = 0;
   for (index_t c = 0; c < d; ++c) {
-    const double diff = static_cast<double>(a[c]) - static_cast<double>(b[c]);
+    const double diff = static_cast<double>(x(i, c)) - static_cast<double>(x(j, c));
     s += diff * diff;
   }
-  return std::sqrt(s);
+  return math::detail::sqrt_(s);
 }
+
+/// mean[c] = (sum_i x(i, c)) / n in double, rows in order.
+template <class T, class Space>
+struct column_mean_fn {
+  matrix_view<const T, Space> x;
+  double* mean;
+  CELLKIT_HD void operator()(index_t c) const {
+    double s = 0;
+    for (index_t i = 0; i < x.rows(); ++i) s += static_cast<double>(x(i, c));
+    mean[c] = s / static_cast<double>(x.rows() > 0 ? x.rows() : 1);
+  }
+};
+
+/// Row i of the working matrix (centred or unit length), its squared norm (Euclidean) and the
+/// inverse norm of the original row in double (as knn_impl.hpp's prepare_working).
+template <class T, class Space>
+struct working_row_fn {
+  matrix_view<const T, Space> x;
+  const double* mean;  ///< nullptr for cosine
+  matrix_view<T, Space> work;
+  T* norms;
+  double* inv_norm;
+  CELLKIT_HD void operator()(index_t i) const {
+    const index_t d = x.cols();
+    double sq = 0;
+    for (index_t c = 0; c < d; ++c) sq += static_cast<double>(x(i, c)) * static_cast<double>(x(i, c));
+    inv_norm[i] = sq > 0 ? 1.0 / math::detail::sqrt_(sq) : 0.0;
+    if (mean == nullptr) {
+      for (index_t c = 0; c < d; ++c) work(i, c) = static_cast<T>(static_cast<double>(x(i, c)) * inv_norm[i]);
+      norms[i] = T(0);
+    } else {
+      for (index_t c = 0; c < d; ++c) work(i, c) = static_cast<T>(static_cast<double>(x(i, c)) - mean[c]);
+      T s = T(0);
+      for (index_t c = 0; c < d; ++c) s += work(i, c) * work(i, c);
+      norms[i] = s;
+    }
+  }
+};
 
 /// The working matrix: centred rows and squared norms (Euclidean) or unit rows (cosine); also the
 /// inverse norms in double for the exact pass.
@@ -301,29 +344,12 @@ void prepare_working(const Policy& policy, matrix_view<const T> x, bool cosine, 
   work = host_buffer<T>(n * d, uninitialized);
   norms = host_buffer<T>(n, uninitialized);
   inv_norm = host_buffer<double>(n, uninitialized);
-  std::vector<double> mean(static_cast<std::size_t>(d), 0.0);
-  if (!cosine) {
-    for (index_t i = 0; i < n; ++i)
-      for (index_t c = 0; c < d; ++c) mean[static_cast<std::size_t>(c)] += static_cast<double>(x(i, c));
-    for (auto& m : mean) m /= static_cast<double>(std::max<index_t>(n, 1));
-  }
-  parallel_for(policy, n, [&](index_t i) {
-    const T* src = x.row_data(i);
-    T* dst = work.data() + i * d;
-    double sq = 0;
-    for (index_t c = 0; c < d; ++c) sq += static_cast<double>(src[c]) * static_cast<double>(src[c]);
-    inv_norm[i] = sq > 0 ? 1.0 / std::sqrt(sq) : 0.0;
-    if (cosine) {
-      for (index_t c = 0; c < d; ++c) dst[c] = static_cast<T>(static_cast<double>(src[c]) * inv_norm[i]);
-      norms[i] = T(0);
-    } else {
-      for (index_t c = 0; c < d; ++c)
-        dst[c] = static_cast<T>(static_cast<double>(src[c]) - mean[static_cast<std::size_t>(c)]);
-      T s = T(0);
-      for (index_t c = 0; c < d; ++c) s += dst[c] * dst[c];
-      norms[i] = s;
-    }
-  });
+  std::vector<double> mean(static_cast<std::size_t>(cosine ? 0 : d));
+  if (!cosine)
+    for (index_t c = 0; c < d; ++c) column_mean_fn<T, host_space>{x, mean.data()}(c);
+  const working_row_fn<T, host_space> row{x, cosine ? nullptr : mean.data(), work.as_matrix(n, d), norms.data(),
+                                          inv_norm.data()};
+  parallel_for(policy, n, [&](index_t i) { row(i); });
 }
 
 /// Re-ranks list r (ids in lists.index) by exact distance; writes the best `k` (distance, index) to

@@ -32,58 +32,6 @@
 
 namespace cellkit::graph::detail {
 
-/// mean[c] = (sum_i x(i, c)) / n in double, rows in order.
-template <class T, class Space>
-struct column_mean_fn {
-  matrix_view<const T, Space> x;
-  double* mean;
-  CELLKIT_HD void operator()(index_t c) const {
-    double s = 0;
-    for (index_t i = 0; i < x.rows(); ++i) s += static_cast<double>(x(i, c));
-    mean[c] = s / static_cast<double>(x.rows() > 0 ? x.rows() : 1);
-  }
-};
-
-/// Row i of the working matrix (centred or unit length), its squared norm (Euclidean) and the
-/// inverse norm of the original row in double (as knn_impl.hpp's prepare_working).
-template <class T, class Space>
-struct working_row_fn {
-  matrix_view<const T, Space> x;
-  const double* mean;  ///< nullptr for cosine
-  matrix_view<T, Space> work;
-  T* norms;
-  double* inv_norm;
-  CELLKIT_HD void operator()(index_t i) const {
-    const index_t d = x.cols();
-    double sq = 0;
-    for (index_t c = 0; c < d; ++c) sq += static_cast<double>(x(i, c)) * static_cast<double>(x(i, c));
-    inv_norm[i] = sq > 0 ? 1.0 / math::detail::sqrt_(sq) : 0.0;
-    if (mean == nullptr) {
-      for (index_t c = 0; c < d; ++c) work(i, c) = static_cast<T>(static_cast<double>(x(i, c)) * inv_norm[i]);
-      norms[i] = T(0);
-    } else {
-      for (index_t c = 0; c < d; ++c) work(i, c) = static_cast<T>(static_cast<double>(x(i, c)) - mean[c]);
-      T s = T(0);
-      for (index_t c = 0; c < d; ++c) s += work(i, c) * work(i, c);
-      norms[i] = s;
-    }
-  }
-};
-
-/// Inserts (s, j) into the sorted list (score, index) of kc entries if it beats the last entry.
-template <class T>
-CELLKIT_HD void insert_candidate(T* score, std::int64_t* index, index_t kc, T s, std::int64_t j) {
-  index_t pos = kc - 1;
-  if (!(s < score[pos] || (s == score[pos] && j < index[pos]))) return;
-  while (pos > 0 && (s < score[pos - 1] || (s == score[pos - 1] && j < index[pos - 1]))) {
-    score[pos] = score[pos - 1];
-    index[pos] = index[pos - 1];
-    --pos;
-  }
-  score[pos] = s;
-  index[pos] = j;
-}
-
 inline constexpr std::int64_t no_candidate = INT64_MAX;
 
 /// List (r, chunk) of a block: the kc best candidates j in [chunk * width, ...) of query first + r.
@@ -128,22 +76,6 @@ struct refine_candidates_fn {
   double* distance;            ///< kc per row of the block
   matrix_view<Index, Space> out_index;
   matrix_view<T, Space> out_distance;
-  CELLKIT_HD double exact(index_t i, index_t j) const {
-    const index_t d = x.cols();
-    if (cosine) {
-      if (inv_norm[i] == 0.0 || inv_norm[j] == 0.0) return 1.0;
-      double dot = 0;
-      for (index_t c = 0; c < d; ++c) dot += static_cast<double>(x(i, c)) * static_cast<double>(x(j, c));
-      const double v = 1.0 - dot * inv_norm[i] * inv_norm[j];
-      return v < 0.0 ? 0.0 : (v > 2.0 ? 2.0 : v);
-    }
-    double s = 0;
-    for (index_t c = 0; c < d; ++c) {
-      const double diff = static_cast<double>(x(i, c)) - static_cast<double>(x(j, c));
-      s += diff * diff;
-    }
-    return math::detail::sqrt_(s);
-  }
   CELLKIT_HD void operator()(index_t r) const {
     const index_t query = first + r;
     T* sc = merged_score + r * kc;
@@ -161,7 +93,7 @@ struct refine_candidates_fn {
     // Exact distances, then an insertion sort by (distance, index).
     index_t count = 0;
     for (; count < kc && ix[count] != no_candidate; ++count) {
-      const double dv = exact(query, static_cast<index_t>(ix[count]));
+      const double dv = exact_distance(x, inv_norm, query, static_cast<index_t>(ix[count]), cosine);
       const std::int64_t j = ix[count];
       index_t pos = count;
       while (pos > 0 && (dv < dist[pos - 1] || (dv == dist[pos - 1] && j < ix[pos - 1]))) {
