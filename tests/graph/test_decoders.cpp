@@ -106,3 +106,18 @@ TEST_CASE("decoders reject bad shapes and parameters") {
       },
       {"params.pos_weight"});
 }
+
+TEST_CASE("an empty graph (n = 0) has loss 0 and no gradient rows on every host policy") {
+  // The mean over zero pairs is defined as 0 (the host used to return 0 / 0 = NaN for the dense loss).
+  const auto a = csr_graph<double>::from_edges(0, {}, {}, {});
+  std::vector<double> z(1), dz(1);
+  const matrix_view<const double> z0(z.data(), 0, 3);
+  const matrix_view<double> dz0(dz.data(), 0, 3);
+  auto check = [&](const auto& policy) {
+    CHECK(inner_product_loss_dense(policy, z0, a.view(), dz0) == 0.0);
+    CHECK(inner_product_loss_dense(policy, z0, a.view(), std::nullopt) == 0.0);
+    CHECK(inner_product_loss_sampled(policy, z0, a.view(), dz0) == 0.0);
+  };
+  check(serial{});
+  check(openmp{2});
+}

@@ -13,7 +13,7 @@
 /// Dense (`inner_product_loss_dense`, small n): L = (1/n^2) sum_{i,j} l(s_ij, a_ij) over all n^2
 /// pairs; dZ = (G + G^T) Z with G_ij = dl/ds_ij / n^2. Computed in row blocks of 256: per block one
 /// serial GEMM for S (256 x n) and one for dZ, so memory is O(256 n), never n x n; the sum over
-/// blocks is in block order. Cost 4 n^2 d flops (+ n^2 sigmoid/log).
+/// blocks is in block order. Cost 4 n^2 d flops (+ n^2 sigmoid/log). n = 0: L = 0 (no pairs).
 ///
 /// Sampled (`inner_product_loss_sampled`, large n; GAE's training with negative sampling): the
 /// positives are A's stored entries (i, j) (target 1, the stored values are not used), and each
@@ -101,6 +101,7 @@ T inner_product_loss_dense(const Policy& policy, const_matrix_arg<T, Space> z, c
     detail::require_host_policy<Policy>();
     csr_view<const T, Index> av(a);
     detail::check_csr(fn, "A", av);
+    if (n == 0) return T(0);  // no pairs (the mean over n^2 = 0 pairs is taken as 0, as on the device)
     const auto t = detail::build_transpose_map(av);
     const index_t b = detail::decoder_block_rows;
     const index_t blocks = (n + b - 1) / b;
