@@ -214,6 +214,69 @@ TEST_CASE("the sweep with its own k-means initialisation picks the true K on sep
   CHECK(stopped.table.size() == 2);
 }
 
+TEST_CASE("the sweep's concurrent fits give the sequential sweep's table to the bit; stop and errors") {
+  const index_t n = 3000, d = 4, k = 3;
+  const auto x = blobs(n, d, k, 4.0, 23);
+  const ck::gmm_select_params<double> params{
+      .k_min = 1,
+      .k_max = 6,
+      .covariance_types = {ck::gmm_covariance::full, ck::gmm_covariance::tied, ck::gmm_covariance::diag},
+      .fit = {.seed = 9},
+      .keep_models = true};
+  const auto sequential = ck::gmm_select(serial{}, cview(x, n, d), params);
+  REQUIRE(sequential.table.size() == 18);
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    std::vector<index_t> seen;
+    auto with_progress = params;
+    with_progress.progress = [&](const ck::gmm_select_progress& p) {
+      CHECK(p.done == seen.size() + 1);
+      CHECK(p.total == 18);
+      seen.push_back(p.row->k);
+      return true;
+    };
+    const auto concurrent = ck::gmm_select(openmp{threads}, cview(x, n, d), with_progress);
+    CHECK(seen.size() == 18);
+    REQUIRE(concurrent.table.size() == 18);
+    for (std::size_t i = 0; i < 18; ++i) {
+      const auto &a = sequential.table[i], &b = concurrent.table[i];
+      CAPTURE(a.k);
+      CHECK(b.k == a.k);
+      CHECK(b.covariance_type == a.covariance_type);
+      CHECK(b.bic == a.bic);
+      CHECK(b.aic == a.aic);
+      CHECK(b.icl == a.icl);
+      CHECK(b.lower_bound == a.lower_bound);
+      CHECK(b.n_iter == a.n_iter);
+      CHECK(concurrent.models[i].means == sequential.models[i].means);
+      CHECK(concurrent.models[i].precisions_cholesky == sequential.models[i].precisions_cholesky);
+    }
+    CHECK(concurrent.best_row == sequential.best_row);
+    CHECK(concurrent.best.means == sequential.best.means);
+
+    // Stopping keeps exactly the fits reported so far, each equal to the sequential sweep's row.
+    auto stopping = params;
+    stopping.progress = [](const ck::gmm_select_progress& p) { return p.done < 2; };
+    const auto stopped = ck::gmm_select(openmp{threads}, cview(x, n, d), stopping);
+    REQUIRE(stopped.table.size() == 2);
+    CHECK(stopped.models.size() == 2);
+    for (const auto& row : stopped.table) {
+      bool found = false;
+      for (const auto& s : sequential.table)
+        if (s.k == row.k && s.covariance_type == row.covariance_type) found = s.bic == row.bic;
+      CHECK(found);
+    }
+
+    // A fit that fails (here: a bad parameter set by configure for K = 4) fails the sweep, naming it.
+    auto failing = params;
+    failing.configure = [](index_t kk, ck::gmm_covariance, ck::gmm_params<double>& p) {
+      if (kk == 4) p.reg_covar = -1;
+    };
+    CHECK_THROWS_WITH_AS(ck::gmm_select(openmp{threads}, cview(x, n, d), failing),
+                         doctest::Contains("params.reg_covar"), invalid_argument);
+  }
+}
+
 TEST_CASE("results are bit-identical for serial, openmp{2} and openmp{3}; float agrees with double") {
   const index_t n = 5003, d = 6, k = 5;  // 3 chunks of 2048 rows
   const auto x = blobs(n, d, k, 3.0, 17);

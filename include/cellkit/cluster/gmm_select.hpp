@@ -13,7 +13,11 @@
 ///
 /// Shared work: the data are validated, centred and their variances (and X^T X for tied) computed
 /// once for the whole sweep; each fit then costs what `gmm_fit` costs after that, plus one E-step
-/// for the criteria. Fits run one after another, each on all threads of the policy.
+/// for the criteria. With one thread, or with a per-iteration callback (`fit.progress`), fits run
+/// one after another, each on all threads of the policy. Otherwise whole fits run concurrently, one
+/// per thread, largest K first (a fit gives the same bits on any number of threads, so the results
+/// do not change); `progress` then sees the fits in the order they finish, always on the calling
+/// thread, and `configure` is called for every fit, in sweep order, before the first one starts.
 ///
 /// Errors: as `gmm_fit` (naming `params.fit.*`), plus `invalid_argument` for k_min < 1, k_max <
 /// k_min, k_max > N, an empty covariance_types list.
@@ -35,10 +39,15 @@
 #include <cellkit/core/views.hpp>
 #include <cellkit/execution/policy.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <limits>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -78,7 +87,8 @@ struct gmm_select_params {
   bool keep_models = false;  ///< also return every fitted model (gmm_selection::models)
   /// Adjusts the parameters of one fit before it runs (e.g. per-K initial means); optional.
   std::function<void(index_t k, gmm_covariance type, gmm_params<T>& params)> configure = {};
-  /// Called after every fit; return false to stop the sweep (the table holds the fits so far).
+  /// Called after every fit (in the order fits finish; on the calling thread); return false to stop
+  /// the sweep: no fit starts after that, and the table holds the fits reported so far.
   std::function<bool(const gmm_select_progress&)> progress = {};
 };
 
@@ -108,32 +118,58 @@ requires is_execution_policy_v<Policy> gmm_selection<std::remove_const_t<TX>> gm
   CELLKIT_EXPECTS(!params.covariance_types.empty(), fn, "params.covariance_types", "is empty");
   auto data = detail::gmm_prepare<T>(detail::host_threads(policy), matrix_view<const T>(x), fn);
 
-  gmm_selection<T> result;
-  const std::size_t total = params.covariance_types.size() * static_cast<std::size_t>(params.k_max - params.k_min + 1);
-  double best_value = std::numeric_limits<double>::infinity();
-  bool have_best = false;
+  // The fits in sweep order, each with its parameters (configure runs here, on the calling thread).
+  struct planned_fit {
+    gmm_covariance type;
+    index_t k;
+    gmm_params<T> params;
+  };
+  std::vector<planned_fit> plan;
   for (const auto type : params.covariance_types) {
     for (index_t k = params.k_min; k <= params.k_max; ++k) {
-      const auto start = std::chrono::steady_clock::now();
       gmm_params<T> fit_params = params.fit;
       fit_params.k = k;
       fit_params.covariance_type = type;
       if (params.configure) params.configure(k, type, fit_params);
-      auto fitted = detail::gmm_fit_prepared(data, fit_params, fn);
-      const auto totals = detail::evaluate_prepared(data, fitted.state, gmm_outputs{}, true, fitted.last_pass_pruned);
-      gmm_select_row row;
-      row.k = k;
-      row.covariance_type = type;
-      row.bic = detail::criterion_from<T>(gmm_criterion::bic, fitted.model, totals);
-      row.aic = detail::criterion_from<T>(gmm_criterion::aic, fitted.model, totals);
-      row.icl = detail::criterion_from<T>(gmm_criterion::icl, fitted.model, totals);
-      row.log_likelihood = totals.log_likelihood;
-      row.lower_bound = fitted.model.lower_bound;
-      row.n_parameters = fitted.model.n_parameters();
-      row.converged = fitted.model.converged;
-      row.n_iter = fitted.model.n_iter;
-      row.diagnostics = fitted.model.diagnostics.size();
-      row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      plan.push_back({type, k, std::move(fit_params)});
+    }
+  }
+  const std::size_t total = plan.size();
+
+  struct fit_outcome {
+    gmm_select_row row;
+    gmm_model model;
+  };
+  auto run_fit = [&](detail::gmm_data<T>& on, const planned_fit& f) {
+    const auto start = std::chrono::steady_clock::now();
+    auto fitted = detail::gmm_fit_prepared(on, f.params, fn);
+    const auto totals = detail::evaluate_prepared(on, fitted.state, gmm_outputs{}, true, fitted.last_pass_pruned);
+    fit_outcome out;
+    gmm_select_row& row = out.row;
+    row.k = f.k;
+    row.covariance_type = f.type;
+    row.bic = detail::criterion_from<T>(gmm_criterion::bic, fitted.model, totals);
+    row.aic = detail::criterion_from<T>(gmm_criterion::aic, fitted.model, totals);
+    row.icl = detail::criterion_from<T>(gmm_criterion::icl, fitted.model, totals);
+    row.log_likelihood = totals.log_likelihood;
+    row.lower_bound = fitted.model.lower_bound;
+    row.n_parameters = fitted.model.n_parameters();
+    row.converged = fitted.model.converged;
+    row.n_iter = fitted.model.n_iter;
+    row.diagnostics = fitted.model.diagnostics.size();
+    row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    out.model = std::move(fitted.model);
+    return out;
+  };
+
+  gmm_selection<T> result;
+  // Appends the fits in sweep order and picks the best (ties keep the earlier row).
+  auto assemble = [&](std::vector<std::optional<fit_outcome>>& outcomes) {
+    double best_value = std::numeric_limits<double>::infinity();
+    bool have_best = false;
+    for (auto& o : outcomes) {
+      if (!o) continue;
+      const gmm_select_row& row = o->row;
       const double value = params.criterion == gmm_criterion::bic   ? row.bic
                            : params.criterion == gmm_criterion::aic ? row.aic
                                                                     : row.icl;
@@ -142,13 +178,100 @@ requires is_execution_policy_v<Policy> gmm_selection<std::remove_const_t<TX>> gm
         have_best = true;
         best_value = value;
         result.best_row = result.table.size() - 1;
-        result.best = fitted.model;
+        result.best = o->model;
       }
-      if (params.keep_models) result.models.push_back(std::move(fitted.model));
-      if (params.progress && !params.progress(gmm_select_progress{result.table.size(), total, &result.table.back()}))
-        return result;
+      if (params.keep_models) result.models.push_back(std::move(o->model));
     }
+  };
+  std::vector<std::optional<fit_outcome>> outcomes(total);
+
+  // Whole fits run concurrently, one per thread, when there are several threads and several fits and
+  // no per-iteration callback (params.fit.progress) must run on the calling thread. A fit gives
+  // the same bits on one thread as on all of them, and on a few thousand cells whole fits share the
+  // cores far better than the passes of one fit do (no barrier per pass, no idle thread at the end
+  // of each pass). Largest K first, so that the last fit to start is a small one.
+  const int workers = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(data.threads), total));
+#if CELLKIT_HAS_OPENMP
+  if (workers > 1 && !params.fit.progress) {
+    for (const auto& f : plan)
+      if (f.type == gmm_covariance::tied) detail::ensure_gram(data);  // shared, computed once, before the workers
+    detail::gmm_data<T> single;  // the same centred data (a view of `data`), one thread per fit
+    single.x = data.x;
+    single.centre = data.centre;
+    single.variance = data.variance;
+    single.mean_variance = data.mean_variance;
+    single.gram = data.gram;
+    single.n = data.n;
+    single.d = data.d;
+    single.threads = 1;
+    std::vector<std::size_t> order(total);
+    for (std::size_t i = 0; i < total; ++i) order[i] = i;
+    auto cost = [&](std::size_t i) {
+      const double per =
+          plan[i].type == gmm_covariance::full ? static_cast<double>(data.d * data.d) : static_cast<double>(data.d);
+      return per * static_cast<double>(plan[i].k);
+    };
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cost(a) > cost(b); });
+    std::vector<std::exception_ptr> failures(total);
+    std::vector<char> shown(total, 0);    // reported to params.progress (the fits the table keeps)
+    std::vector<std::size_t> unreported;  // finished, not yet reported (guarded by finished_mutex)
+    std::mutex finished_mutex;
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> stop{false};
+    bool progress_stopped = false;
+    std::size_t reported = 0;
+    // params.progress runs on the calling thread (OpenMP's thread 0), in the order the fits finish;
+    // once it returns false no further fit starts, and fits finishing later are dropped.
+    auto report = [&] {
+      std::vector<std::size_t> ready;
+      {
+        std::lock_guard<std::mutex> lock(finished_mutex);
+        ready.swap(unreported);
+      }
+      for (std::size_t i : ready) {
+        if (progress_stopped || !outcomes[i]) continue;
+        shown[i] = 1;
+        ++reported;
+        if (params.progress && !params.progress(gmm_select_progress{reported, total, &outcomes[i]->row})) {
+          progress_stopped = true;
+          stop.store(true);
+        }
+      }
+    };
+#pragma omp parallel num_threads(workers)
+    {
+      const bool caller = omp_get_thread_num() == 0;
+      for (;;) {
+        const std::size_t slot = next.fetch_add(1);
+        if (slot >= total || stop.load()) break;
+        const std::size_t i = order[slot];
+        try {
+          outcomes[i] = run_fit(single, plan[i]);
+        } catch (...) {
+          failures[i] = std::current_exception();
+          stop.store(true);
+        }
+        {
+          std::lock_guard<std::mutex> lock(finished_mutex);
+          unreported.push_back(i);
+        }
+        if (caller) report();
+      }
+    }
+    for (auto& f : failures)
+      if (f) std::rethrow_exception(f);  // the first failing fit in sweep order
+    report();
+    for (std::size_t i = 0; i < total; ++i)
+      if (!shown[i]) outcomes[i].reset();
+    assemble(outcomes);
+    return result;
   }
+#endif
+  for (std::size_t i = 0; i < total; ++i) {
+    outcomes[i] = run_fit(data, plan[i]);
+    if (params.progress && !params.progress(gmm_select_progress{i + 1, total, &outcomes[i]->row})) break;
+  }
+  assemble(outcomes);
   return result;
 }
 
