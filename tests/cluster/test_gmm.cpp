@@ -10,6 +10,7 @@
 #include <limits>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -266,6 +267,15 @@ TEST_CASE("the sweep's concurrent fits give the sequential sweep's table to the 
         if (s.k == row.k && s.covariance_type == row.covariance_type) found = s.bic == row.bic;
       CHECK(found);
     }
+
+    // A progress callback that throws stops the sweep with its exception (it never escapes a worker).
+    auto throwing = params;
+    throwing.progress = [](const ck::gmm_select_progress& p) -> bool {
+      if (p.done == 3) throw std::runtime_error("stop from progress");
+      return true;
+    };
+    CHECK_THROWS_WITH_AS(ck::gmm_select(openmp{threads}, cview(x, n, d), throwing), "stop from progress",
+                         std::runtime_error);
 
     // A fit that fails (here: a bad parameter set by configure for K = 4) fails the sweep, naming it.
     auto failing = params;

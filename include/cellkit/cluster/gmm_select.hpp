@@ -219,9 +219,10 @@ requires is_execution_policy_v<Policy> gmm_selection<std::remove_const_t<TX>> gm
     std::atomic<std::size_t> next{0};
     std::atomic<bool> stop{false};
     bool progress_stopped = false;
+    std::exception_ptr progress_failure;  // what params.progress threw (it must not leave the region)
     std::size_t reported = 0;
     // params.progress runs on the calling thread (OpenMP's thread 0), in the order the fits finish;
-    // once it returns false no further fit starts, and fits finishing later are dropped.
+    // once it returns false (or throws) no further fit starts, and fits finishing later are dropped.
     auto report = [&] {
       std::vector<std::size_t> ready;
       {
@@ -232,7 +233,14 @@ requires is_execution_policy_v<Policy> gmm_selection<std::remove_const_t<TX>> gm
         if (progress_stopped || !outcomes[i]) continue;
         shown[i] = 1;
         ++reported;
-        if (params.progress && !params.progress(gmm_select_progress{reported, total, &outcomes[i]->row})) {
+        if (!params.progress) continue;
+        bool go_on = false;
+        try {
+          go_on = params.progress(gmm_select_progress{reported, total, &outcomes[i]->row});
+        } catch (...) {
+          progress_failure = std::current_exception();
+        }
+        if (!go_on) {
           progress_stopped = true;
           stop.store(true);
         }
@@ -261,6 +269,7 @@ requires is_execution_policy_v<Policy> gmm_selection<std::remove_const_t<TX>> gm
     for (auto& f : failures)
       if (f) std::rethrow_exception(f);  // the first failing fit in sweep order
     report();
+    if (progress_failure) std::rethrow_exception(progress_failure);
     for (std::size_t i = 0; i < total; ++i)
       if (!shown[i]) outcomes[i].reset();
     assemble(outcomes);
