@@ -40,6 +40,9 @@ inline constexpr index_t knn_tile_cols = 2048;
 /// Extra candidates kept per row for the exact re-ranking.
 inline constexpr index_t knn_margin = 8;
 
+/// The index of an unfilled slot of a candidate list (sorts after every real candidate).
+inline constexpr std::int64_t no_candidate = INT64_MAX;
+
 /// Inserts (s, j) into the sorted list (score, index) of kc entries if it beats the last entry.
 template <class T>
 CELLKIT_HD void insert_candidate(T* score, std::int64_t* index, index_t kc, T s, std::int64_t j) {
@@ -65,7 +68,7 @@ struct candidate_lists {
   candidate_lists(index_t lists, index_t kc_)
       : kc(kc_), score(lists * kc_, uninitialized), index(lists * kc_, uninitialized), worst(lists, uninitialized) {
     std::fill(score.begin(), score.end(), std::numeric_limits<T>::infinity());
-    std::fill(index.begin(), index.end(), std::numeric_limits<std::int64_t>::max());
+    std::fill(index.begin(), index.end(), no_candidate);
     std::fill(worst.begin(), worst.end(), std::numeric_limits<T>::infinity());
   }
 
@@ -297,6 +300,21 @@ CELLKIT_HD double exact_distance(matrix_view<const T, Space> x, const double* in
   return math::detail::sqrt_(s);
 }
 
+/// Re-ranks the candidates ix[0, count) of `query` (count: up to kc, ended early by no_candidate) by
+/// exact distance: dist[p] gets each one's distance and both arrays end sorted by (distance, index).
+/// Returns count. Host and device.
+template <class T, class Space>
+CELLKIT_HD index_t rank_by_exact_distance(matrix_view<const T, Space> x, const double* inv_norm, bool cosine,
+                                          index_t query, std::int64_t* ix, double* dist, index_t kc) {
+  index_t count = 0;
+  for (; count < kc && ix[count] != no_candidate; ++count) {
+    const std::int64_t j = ix[count];
+    dist[count] = math::detail::inf<double>();  // the open slot the list grows into
+    insert_candidate(dist, ix, count + 1, exact_distance(x, inv_norm, query, static_cast<index_t>(j), cosine), j);
+  }
+  return count;
+}
+
 /// mean[c] = (sum_i x(i, c)) / n in double, rows in order.
 template <class T, class Space>
 struct column_mean_fn {
@@ -353,34 +371,28 @@ void prepare_working(const Policy& policy, matrix_view<const T> x, bool cosine, 
 }
 
 /// Re-ranks list r (ids in lists.index) by exact distance; writes the best `k` (distance, index) to
-/// out_index / out_distance (ties: lower index first). Unfilled slots (index max) are skipped.
+/// out_index / out_distance (ties: lower index first). Unfilled slots (no_candidate) are skipped.
 template <class T, class Index>
 index_t refine_list(matrix_view<const T> x, const double* inv_norm, bool cosine, const candidate_lists<T>& lists,
                     index_t r, index_t query, index_t k, Index* out_index, T* out_distance) {
-  struct entry {
-    double distance;
-    std::int64_t index;
-  };
-  entry buffer[256];
-  std::vector<entry> heap_buffer;
-  entry* e = buffer;
-  if (lists.kc > 256) {
-    heap_buffer.resize(static_cast<std::size_t>(lists.kc));
-    e = heap_buffer.data();
+  const index_t kc = lists.kc;
+  std::int64_t ix_buffer[256];
+  double dist_buffer[256];
+  std::vector<std::int64_t> ix_heap;
+  std::vector<double> dist_heap;
+  std::int64_t* ix = ix_buffer;
+  double* dist = dist_buffer;
+  if (kc > 256) {
+    ix_heap.resize(static_cast<std::size_t>(kc));
+    dist_heap.resize(static_cast<std::size_t>(kc));
+    ix = ix_heap.data();
+    dist = dist_heap.data();
   }
-  index_t count = 0;
-  for (index_t p = 0; p < lists.kc; ++p) {
-    const std::int64_t j = lists.index[r * lists.kc + p];
-    if (j == std::numeric_limits<std::int64_t>::max()) break;
-    e[count++] = entry{exact_distance(x, inv_norm, query, static_cast<index_t>(j), cosine), j};
-  }
-  std::sort(e, e + count, [](const entry& a, const entry& b) {
-    return a.distance < b.distance || (a.distance == b.distance && a.index < b.index);
-  });
-  const index_t keep = std::min(k, count);
+  std::copy(lists.index.data() + r * kc, lists.index.data() + (r + 1) * kc, ix);
+  const index_t keep = std::min(k, rank_by_exact_distance(x, inv_norm, cosine, query, ix, dist, kc));
   for (index_t p = 0; p < keep; ++p) {
-    out_index[p] = static_cast<Index>(e[p].index);
-    out_distance[p] = static_cast<T>(e[p].distance);
+    out_index[p] = static_cast<Index>(ix[p]);
+    out_distance[p] = static_cast<T>(dist[p]);
   }
   return keep;
 }

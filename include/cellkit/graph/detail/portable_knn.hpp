@@ -32,8 +32,6 @@
 
 namespace cellkit::graph::detail {
 
-inline constexpr std::int64_t no_candidate = INT64_MAX;
-
 /// List (r, chunk) of a block: the kc best candidates j in [chunk * width, ...) of query first + r.
 template <class T, class Space>
 struct chunk_candidates_fn {
@@ -90,20 +88,7 @@ struct refine_candidates_fn {
       const std::int64_t* ci = chunk_index + (r * chunks + c) * kc;
       for (index_t p = 0; p < kc && ci[p] != no_candidate; ++p) insert_candidate(sc, ix, kc, cs[p], ci[p]);
     }
-    // Exact distances, then an insertion sort by (distance, index).
-    index_t count = 0;
-    for (; count < kc && ix[count] != no_candidate; ++count) {
-      const double dv = exact_distance(x, inv_norm, query, static_cast<index_t>(ix[count]), cosine);
-      const std::int64_t j = ix[count];
-      index_t pos = count;
-      while (pos > 0 && (dv < dist[pos - 1] || (dv == dist[pos - 1] && j < ix[pos - 1]))) {
-        dist[pos] = dist[pos - 1];
-        ix[pos] = ix[pos - 1];
-        --pos;
-      }
-      dist[pos] = dv;
-      ix[pos] = j;
-    }
+    rank_by_exact_distance(x, inv_norm, cosine, query, ix, dist, kc);
     index_t col = 0;
     if (include_self) {
       out_index(query, col) = static_cast<Index>(query);
