@@ -190,8 +190,8 @@ requires is_execution_policy_v<Policy> gmm_selection<std::remove_const_t<TX>> gm
   // the same bits on one thread as on all of them, and on a few thousand cells whole fits share the
   // cores far better than the passes of one fit do (no barrier per pass, no idle thread at the end
   // of each pass). Largest K first, so that the last fit to start is a small one.
-  const int workers = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(data.threads), total));
 #if CELLKIT_HAS_OPENMP
+  const int workers = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(data.threads), total));
   if (workers > 1 && !params.fit.progress) {
     for (const auto& f : plan)
       if (f.type == gmm_covariance::tied) detail::ensure_gram(data);  // shared, computed once, before the workers
