@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 // Gaussian mixtures run on the host only; the tests are templated over the host policies even in
@@ -322,6 +323,79 @@ TEST_CASE("results are bit-identical for serial, openmp{2} and openmp{3}; float 
     CHECK(f.n_iter == g.n_iter);
     CHECK(f.lower_bound == doctest::Approx(g.lower_bound).epsilon(1e-5));
     CHECK(close_array(f.means, g.means, 1e-3));
+  }
+}
+
+TEST_CASE_TEMPLATE("full-covariance pass kernels equal the quadratic forms and moments they stand for", T, double,
+                   float) {
+  // Every tile shape and padding case: d around the vector width and its multiples, row counts
+  // that leave partial vectors, odd and even K (the padded last E-step tile).
+  namespace cd = ck::detail;
+  std::mt19937_64 rng(41);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  const double tolerance = std::is_same_v<T, double> ? 1e-13 : 2e-5;
+  for (index_t d : {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 50, 65}) {
+    for (index_t count : {1, 7, 9, 33, 64}) {
+      for (index_t k : {1, 2, 5}) {
+        CAPTURE(d);
+        CAPTURE(count);
+        CAPTURE(k);
+        const index_t q = d * (d + 1) / 2, p = q + d;
+        std::vector<T> x(static_cast<std::size_t>(count * d)), coef(static_cast<std::size_t>(p * k));
+        std::vector<T> resp(static_cast<std::size_t>(count * k));
+        for (auto& v : x) v = static_cast<T>(uniform(rng));
+        for (auto& v : coef) v = static_cast<T>(uniform(rng));
+        for (auto& v : resp) v = static_cast<T>(0.5 + 0.5 * uniform(rng));
+        const index_t ld = cd::gmm_block_rows, dp = cd::gmm_padded_row<T>(d), rows = cd::gmm_moment_rows(d);
+        std::vector<T> xt(static_cast<std::size_t>(ld * d)), xr(static_cast<std::size_t>(ld * dp));
+        std::vector<T> dot(static_cast<std::size_t>(ld * k)), pad(static_cast<std::size_t>(ld));
+        std::vector<double> sums(static_cast<std::size_t>(k * rows * dp), 0.0);
+        cd::gmm_kernel_layouts(x.data(), count, d, ld, xt.data(), xr.data());
+        const auto stream = cd::gmm_quadratic_stream(coef.data(), k, d);
+        cd::gmm_quadratic_block(stream.data(), k, d, xt.data(), ld, count, dot.data(), pad.data());
+        cd::gmm_second_moment_block(xr.data(), d, resp.data(), k, count, sums.data());
+
+        double worst_dot = 0.0, worst_moment = 0.0;
+        for (index_t j = 0; j < k; ++j) {
+          std::vector<double> moment(static_cast<std::size_t>(p), 0.0);
+          for (index_t r = 0; r < count; ++r) {
+            const T* xi = x.data() + r * d;
+            const double w = static_cast<double>(resp[static_cast<std::size_t>(r * k + j)]);
+            double value = 0.0, scale = 0.0;
+            index_t f = 0;
+            for (index_t a = 0; a < d; ++a) {
+              for (index_t b = a; b < d; ++b, ++f) {
+                const double term = static_cast<double>(coef[static_cast<std::size_t>(f * k + j)]) *
+                                    static_cast<double>(xi[a]) * static_cast<double>(xi[b]);
+                value += term;
+                scale += std::fabs(term);
+                moment[static_cast<std::size_t>(f)] += w * static_cast<double>(xi[a]) * static_cast<double>(xi[b]);
+              }
+            }
+            for (index_t a = 0; a < d; ++a) {
+              const double term =
+                  static_cast<double>(coef[static_cast<std::size_t>((q + a) * k + j)]) * static_cast<double>(xi[a]);
+              value += term;
+              scale += std::fabs(term);
+              moment[static_cast<std::size_t>(q + a)] += w * static_cast<double>(xi[a]);
+            }
+            const double got = static_cast<double>(dot[static_cast<std::size_t>(j * ld + r)]);
+            worst_dot = std::max(worst_dot, std::fabs(got - value) / scale);
+          }
+          const double* sj = sums.data() + j * rows * dp;
+          index_t f = 0;
+          for (index_t a = 0; a < d; ++a) {
+            for (index_t b = a; b < d; ++b, ++f)
+              worst_moment = std::max(worst_moment, std::fabs(sj[a * dp + b] - moment[static_cast<std::size_t>(f)]) /
+                                                        static_cast<double>(count));
+            worst_moment = std::max(worst_moment, std::fabs(sj[a * dp + d] - moment[static_cast<std::size_t>(q + a)]) /
+                                                      static_cast<double>(count));
+          }
+        }
+        CHECK(worst_dot <= tolerance);
+        CHECK(worst_moment <= tolerance);
+      }
+    }
   }
 }
 

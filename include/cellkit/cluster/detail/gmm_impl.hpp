@@ -16,15 +16,18 @@
 /// M-step: the sufficient statistics sum_i r_ik f(x_i) are F^T R (p x K), again one GEMM per
 /// block, plus n_k = sum_i r_ik. They are additive across blocks (and across data shards: a
 /// distributed version all-reduces them). Means and covariances follow in O(K p) work.
+/// Full covariances compute the same two products without building F (gmm_kernels.hpp): at K ~ 20
+/// building and packing F costs as much as multiplying it.
 ///
 /// The data are centred on their column means once (`gmm_data`, shared by every fit of a sweep),
 /// which keeps the cancellation in x^T P x - 2 x^T P m + m^T P m and in S2/n - m m^T small.
 ///
 /// Determinism: rows are cut into fixed chunks of `gmm_chunk_rows` (one thread each) and blocks of
-/// `gmm_block_rows` (one serial GEMM each); chunk partial sums are merged in chunk order, so every
+/// `gmm_block_rows` (one serial GEMM or kernel call each); chunk partial sums are merged in chunk order, so every
 /// result is bit-identical for serial and any openmp thread count.
 
 #include <cellkit/cluster/common.hpp>
+#include <cellkit/cluster/detail/gmm_kernels.hpp>
 #include <cellkit/cluster/detail/gmm_linalg.hpp>
 #include <cellkit/cluster/detail/kmeans_impl.hpp>
 #include <cellkit/cluster/detail/parallel.hpp>
@@ -225,6 +228,7 @@ struct gmm_coefficients {
   std::vector<T> coef;           // p x k
   std::vector<double> constant;  // k: log w + log det - d log(2 pi) / 2 - m^T P m / 2
   std::vector<T> tied_factor;    // d x d: U of the tied precision (row term -|x U|^2 / 2)
+  std::vector<T> quadratic;      // full: the coefficients in gmm_quadratic_block's order
 };
 
 template <class T>
@@ -283,6 +287,7 @@ gmm_coefficients<T> make_coefficients(const gmm_state& s) {
                                               s.log_det[static_cast<std::size_t>(j)] -
                                               0.5 * static_cast<double>(d) * gmm_log_2pi - 0.5 * mpm;
   }
+  if (s.type == gmm_covariance::full) c.quadratic = gmm_quadratic_stream(c.coef.data(), k, d);
   if (s.type == gmm_covariance::tied) {
     c.tied_factor.resize(static_cast<std::size_t>(d * d));
     for (index_t e = 0; e < d * d; ++e)
@@ -291,9 +296,10 @@ gmm_coefficients<T> make_coefficients(const gmm_state& s) {
   return c;
 }
 
-/// The features of `count` centred rows, feature-major: ft is p x count, row f holding feature f of
-/// every row (quadratic features first, then the coordinates). Feature-major keeps every loop long
-/// and unit-stride, and makes the block the long side of both GEMMs of a pass.
+/// The features of `count` centred rows for the diag, spherical and tied passes, feature-major: ft
+/// is p x count, row f holding feature f of every row (quadratic features first, then the
+/// coordinates). Feature-major keeps every loop long and unit-stride, and makes the block the long
+/// side of both GEMMs of a pass. (Full covariances have their own kernels, gmm_kernels.hpp.)
 template <class T>
 void build_features(gmm_covariance type, const T* x, index_t count, index_t d, index_t q, T* ft) {
   T* CELLKIT_RESTRICT xt = ft + q * count;  // d x count: the coordinates, transposed
@@ -302,19 +308,6 @@ void build_features(gmm_covariance type, const T* x, index_t count, index_t d, i
     for (index_t a = 0; a < d; ++a) xt[a * count + r] = xr[a];
   }
   switch (type) {
-    case gmm_covariance::full: {
-      index_t f = 0;
-      for (index_t a = 0; a < d; ++a) {
-        const T* CELLKIT_RESTRICT xa = xt + a * count;
-        for (index_t b = a; b < d; ++b, ++f) {
-          const T* CELLKIT_RESTRICT xb = xt + b * count;
-          T* CELLKIT_RESTRICT out = ft + f * count;
-          CELLKIT_CLUSTER_SIMD
-          for (index_t r = 0; r < count; ++r) out[r] = xa[r] * xb[r];
-        }
-      }
-      break;
-    }
     case gmm_covariance::diag:
       for (index_t a = 0; a < d; ++a) {
         const T* CELLKIT_RESTRICT xa = xt + a * count;
@@ -333,6 +326,7 @@ void build_features(gmm_covariance type, const T* x, index_t count, index_t d, i
       }
       break;
     }
+    case gmm_covariance::full:  // gmm_quadratic_block and gmm_second_moment_block read x itself
     case gmm_covariance::tied:
       break;
   }
@@ -341,7 +335,11 @@ void build_features(gmm_covariance type, const T* x, index_t count, index_t d, i
 /// Per-thread buffers of a pass.
 template <class T>
 struct gmm_scratch {
-  host_buffer<T> features;       // p x block (feature-major)
+  host_buffer<T> features;       // p x block (feature-major; not for full)
+  host_buffer<T> xt;             // full: d x block, the block transposed
+  host_buffer<T> xr;             // full: block x gmm_padded_row(d), the block padded
+  host_buffer<T> pad;            // full: block
+  std::vector<double> moments;   // full: k x gmm_moment_rows(d) x gmm_padded_row(d), one chunk's sums
   host_buffer<T> dot;            // k x block
   host_buffer<T> resp;           // block x k
   host_buffer<T> stats;          // k x p
@@ -374,12 +372,24 @@ gmm_pass_result gmm_pass(const gmm_data<T>& data, gmm_covariance type, index_t k
   const index_t p = q + d;
   const index_t chunks = data.chunks();
   const int threads = effective_threads(data.threads, static_cast<double>(data.n) * static_cast<double>(p * k));
+  const bool full = type == gmm_covariance::full;
+  const index_t padded_row = gmm_padded_row<T>(d);
+  const index_t moment_rows = gmm_moment_rows(d);
   std::vector<gmm_scratch<T>> scratch(static_cast<std::size_t>(threads));
   for (auto& s : scratch) {
-    s.features = host_buffer<T>(gmm_block_rows * p, uninitialized);
+    if (full) {
+      s.xt = host_buffer<T>(gmm_block_rows * d, uninitialized);
+      s.xr = host_buffer<T>(gmm_block_rows * padded_row, uninitialized);
+      s.pad = host_buffer<T>(gmm_block_rows, uninitialized);
+      if (want_stats) {
+        s.moments.resize(static_cast<std::size_t>(k * moment_rows * padded_row));
+      }
+    } else {
+      s.features = host_buffer<T>(gmm_block_rows * p, uninitialized);
+    }
     s.dot = host_buffer<T>(gmm_block_rows * k, uninitialized);
     s.resp = host_buffer<T>(gmm_block_rows * k, uninitialized);
-    if (want_stats) s.stats = host_buffer<T>(p * k, uninitialized);
+    if (want_stats && !full) s.stats = host_buffer<T>(p * k, uninitialized);
     if (type == gmm_covariance::tied) s.tied = host_buffer<T>(gmm_block_rows * d, uninitialized);
     s.wlp.resize(static_cast<std::size_t>(gmm_block_rows * k));
     s.log_norm.resize(static_cast<std::size_t>(gmm_block_rows));
@@ -397,20 +407,29 @@ gmm_pass_result gmm_pass(const gmm_data<T>& data, gmm_covariance type, index_t k
     const index_t chunk_last = std::min(data.n, chunk_first + gmm_chunk_rows);
     double ll = 0.0;
     double* nk = nk_partial.data() + c * k;
+    if (full && want_stats) std::fill(s.moments.begin(), s.moments.end(), 0.0);
     for (index_t first = chunk_first; first < chunk_last; first += gmm_block_rows) {
       const index_t count = std::min(gmm_block_rows, chunk_last - first);
       const T* xb = data.x.row_data(first);
-      build_features(type, xb, count, d, q, s.features.data());
-      matrix_view<const T> features(s.features.data(), p, count);
+      if (full)
+        gmm_kernel_layouts(xb, count, d, gmm_block_rows, s.xt.data(), s.xr.data());
+      else
+        build_features(type, xb, count, d, q, s.features.data());
+      matrix_view<const T> features(s.features.data(), full ? 0 : p, count);
       matrix_view<T> resp(s.resp.data(), count, k);
+      const index_t dot_stride = full ? gmm_block_rows : count;
       if constexpr (has_given) {
         given_resp(first, count, resp);
       } else {
-        // dot^T = coef^T features^T, k x count: with the block as the long side the GEMM kernel's
-        // register tiles are full (k is often below its tile height).
-        matrix_view<T> dot(s.dot.data(), k, count);
-        gemm(serial{}, matrix_view<const T>(coef->coef.data(), p, k), features, dot,
-             gemm_params<T>{.transpose_a = true});
+        if (full) {
+          gmm_quadratic_block(coef->quadratic.data(), k, d, s.xt.data(), gmm_block_rows, count, s.dot.data(),
+                              s.pad.data());
+        } else {
+          // dot^T = coef^T features^T, k x count: with the block as the long side the GEMM kernel's
+          // register tiles are full (k is often below its tile height).
+          gemm(serial{}, matrix_view<const T>(coef->coef.data(), p, k), features,
+               matrix_view<T>(s.dot.data(), k, count), gemm_params<T>{.transpose_a = true});
+        }
         if (type == gmm_covariance::tied) {
           matrix_view<T> y(s.tied.data(), count, d);
           gemm(serial{}, data.x.row_block(first, count), matrix_view<const T>(coef->tied_factor.data(), d, d), y,
@@ -428,7 +447,7 @@ gmm_pass_result gmm_pass(const gmm_data<T>& data, gmm_covariance type, index_t k
           const double* CELLKIT_RESTRICT cst = coef->constant.data();
           double top = -std::numeric_limits<double>::infinity();
           for (index_t j = 0; j < k; ++j) {
-            w[j] = static_cast<double>(g[j * count]) + cst[j] + row_term;
+            w[j] = static_cast<double>(g[j * dot_stride]) + cst[j] + row_term;
             top = w[j] > top ? w[j] : top;
           }
           double sum = 0.0;
@@ -448,17 +467,32 @@ gmm_pass_result gmm_pass(const gmm_data<T>& data, gmm_covariance type, index_t k
         on_block(first, count, s.wlp.data(), s.log_norm.data(), static_cast<const T*>(s.resp.data()));
       }
       if (want_stats) {
-        // stats^T = resp^T features^T, k x p (the long side p again leads).
-        matrix_view<T> st(s.stats.data(), k, p);
-        gemm(serial{}, matrix_view<const T>(resp), features, st,
-             gemm_params<T>{.transpose_a = true, .transpose_b = true});
-        double* acc = stats_partial.data() + c * p * k;
-        const T* sv = s.stats.data();
-        CELLKIT_CLUSTER_SIMD
-        for (index_t e = 0; e < p * k; ++e) acc[e] += static_cast<double>(sv[e]);
+        if (full) {
+          gmm_second_moment_block(s.xr.data(), d, static_cast<const T*>(s.resp.data()), k, count, s.moments.data());
+        } else {
+          // stats^T = resp^T features^T, k x p (the long side p again leads).
+          matrix_view<T> st(s.stats.data(), k, p);
+          gemm(serial{}, matrix_view<const T>(resp), features, st,
+               gemm_params<T>{.transpose_a = true, .transpose_b = true});
+          double* acc = stats_partial.data() + c * p * k;
+          const T* sv = s.stats.data();
+          CELLKIT_CLUSTER_SIMD
+          for (index_t e = 0; e < p * k; ++e) acc[e] += static_cast<double>(sv[e]);
+        }
         for (index_t r = 0; r < count; ++r) {
           const T* rr = resp.row_data(r);
           for (index_t j = 0; j < k; ++j) nk[j] += static_cast<double>(rr[j]);
+        }
+      }
+    }
+    if (full && want_stats) {  // the chunk's moments into the feature order of the statistics
+      double* acc = stats_partial.data() + c * p * k;
+      for (index_t j = 0; j < k; ++j) {
+        const double* m = s.moments.data() + j * moment_rows * padded_row;
+        index_t f = 0;
+        for (index_t a = 0; a < d; ++a) {
+          for (index_t b = a; b < d; ++b, ++f) acc[j * p + f] = m[a * padded_row + b];
+          acc[j * p + q + a] = m[a * padded_row + d];
         }
       }
     }
