@@ -16,44 +16,65 @@ namespace cellkit::cluster::detail {
 /// Lower Cholesky factor L (A = L L^T) of the symmetric d x d `a` in place (the upper triangle is
 /// zeroed). Returns false, leaving `a` partly overwritten, when a pivot is not positive and finite.
 inline bool cholesky_lower(double* a, index_t d) {
+  // Right-looking, so that every inner loop is a unit-stride axpy the compiler vectorises: the
+  // dot-product form is one dependent multiply-add chain per entry, and the factorisations of a
+  // sweep's fits (K of them every iteration) ran at the latency of that chain.
+  std::vector<double> column(static_cast<std::size_t>(d));
   for (index_t j = 0; j < d; ++j) {
-    double diag = a[j * d + j];
-    for (index_t t = 0; t < j; ++t) diag -= a[j * d + t] * a[j * d + t];
+    const double diag = a[j * d + j];
     if (!(diag > 0.0) || !std::isfinite(diag)) return false;
     const double ljj = std::sqrt(diag);
     a[j * d + j] = ljj;
     for (index_t i = j + 1; i < d; ++i) {
-      double s = a[i * d + j];
-      for (index_t t = 0; t < j; ++t) s -= a[i * d + t] * a[j * d + t];
-      a[i * d + j] = s / ljj;
+      a[i * d + j] /= ljj;
+      column[static_cast<std::size_t>(i)] = a[i * d + j];
     }
-    for (index_t i = 0; i < j; ++i) a[i * d + j] = 0.0;
+    const double* CELLKIT_RESTRICT lj = column.data();
+    for (index_t i = j + 1; i < d; ++i) {
+      const double lij = lj[i];
+      double* CELLKIT_RESTRICT row = a + i * d;
+      for (index_t c = j + 1; c <= i; ++c) row[c] -= lij * lj[c];
+    }
   }
+  for (index_t i = 0; i < d; ++i)
+    for (index_t j = i + 1; j < d; ++j) a[i * d + j] = 0.0;
   return true;
 }
 
 /// Inverse of the lower-triangular `l` (d x d, row-major) written to `out` (lower triangular).
 inline void invert_lower(const double* l, index_t d, double* out) {
+  // Row i of L^-1 is (e_i - sum_{t < i} l_it row_t) / l_ii: unit-stride axpys over earlier rows.
   std::fill(out, out + d * d, 0.0);
-  for (index_t j = 0; j < d; ++j) {
-    out[j * d + j] = 1.0 / l[j * d + j];
-    for (index_t i = j + 1; i < d; ++i) {
-      double s = 0.0;
-      for (index_t t = j; t < i; ++t) s -= l[i * d + t] * out[t * d + j];
-      out[i * d + j] = s / l[i * d + i];
+  for (index_t i = 0; i < d; ++i) {
+    double* CELLKIT_RESTRICT row = out + i * d;
+    row[i] = 1.0;
+    for (index_t t = 0; t < i; ++t) {
+      const double lit = l[i * d + t];
+      const double* CELLKIT_RESTRICT earlier = out + t * d;
+      for (index_t c = 0; c <= t; ++c) row[c] -= lit * earlier[c];
     }
+    const double lii = l[i * d + i];
+    for (index_t c = 0; c <= i; ++c) row[c] /= lii;
   }
 }
 
-/// out = m m^T for a d x d `m`.
+/// out = m m^T for a d x d `m` (zeros of m, such as a triangle, are skipped).
 inline void multiply_by_transpose(const double* m, index_t d, double* out) {
+  // Row i of the lower triangle is sum_t m_it (row t of m^T)[0 .. i]: unit-stride axpys.
+  std::vector<double> mt(static_cast<std::size_t>(d * d));
   for (index_t i = 0; i < d; ++i)
-    for (index_t j = 0; j <= i; ++j) {
-      double s = 0.0;
-      for (index_t t = 0; t < d; ++t) s += m[i * d + t] * m[j * d + t];
-      out[i * d + j] = s;
-      out[j * d + i] = s;
+    for (index_t t = 0; t < d; ++t) mt[static_cast<std::size_t>(t * d + i)] = m[i * d + t];
+  std::fill(out, out + d * d, 0.0);
+  for (index_t i = 0; i < d; ++i) {
+    double* CELLKIT_RESTRICT row = out + i * d;
+    for (index_t t = 0; t < d; ++t) {
+      const double mit = m[i * d + t];
+      if (mit == 0.0) continue;
+      const double* CELLKIT_RESTRICT column = mt.data() + t * d;
+      for (index_t j = 0; j <= i; ++j) row[j] += mit * column[j];
     }
+    for (index_t j = 0; j < i; ++j) out[j * d + i] = row[j];
+  }
 }
 
 /// Eigen-decomposition of the symmetric d x d `a` by cyclic Jacobi: a = V diag(values) V^T, V
