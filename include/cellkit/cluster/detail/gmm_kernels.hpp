@@ -13,8 +13,9 @@
 ///           rows (every lane useful whatever K and d are), two components per tile, the
 ///           coefficients streamed in the order the tile reads them.
 ///   M-step  S_j = sum_r resp_rj [x_r; 1] [x_r; 1]^T (upper triangle and the last column, which is
-///           sum_r resp_rj x_r), vectorised along b over the rows of the block, two values of a
-///           per tile, the vectors that start at or after a's own.
+///           sum_r resp_rj x_r), vectorised along b over the rows of the block, 4 values of a by
+///           up to 4 vectors per tile (8 by up to 2 near the end of the triangle), the vectors
+///           starting at the tile's first a.
 ///
 /// Same flops as the feature GEMMs (plus the part of the triangle the M-step's vectors cover below
 /// the diagonal), no feature block, no packing. Each output is one fixed-order multiply-add chain
