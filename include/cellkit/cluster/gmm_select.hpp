@@ -195,15 +195,7 @@ requires is_execution_policy_v<Policy> gmm_selection<std::remove_const_t<TX>> gm
   if (workers > 1 && !params.fit.progress) {
     for (const auto& f : plan)
       if (f.type == gmm_covariance::tied) detail::ensure_gram(data);  // shared, computed once, before the workers
-    detail::gmm_data<T> single;  // the same centred data (a view of `data`), one thread per fit
-    single.x = data.x;
-    single.centre = data.centre;
-    single.variance = data.variance;
-    single.mean_variance = data.mean_variance;
-    single.gram = data.gram;
-    single.n = data.n;
-    single.d = data.d;
-    single.threads = 1;
+    auto single = data.shared_view(1);                                // one thread per fit
     std::vector<std::size_t> order(total);
     for (std::size_t i = 0; i < total; ++i) order[i] = i;
     auto cost = [&](std::size_t i) {

@@ -82,6 +82,21 @@ struct gmm_data {
   int threads = 1;
 
   index_t chunks() const { return (n + gmm_chunk_rows - 1) / gmm_chunk_rows; }
+
+  /// The same data for fits run on `fit_threads` threads: everything but `centred` is copied, and x
+  /// still views this object's centred copy (which must outlive the result).
+  gmm_data shared_view(int fit_threads) const {
+    gmm_data out;
+    out.x = x;
+    out.centre = centre;
+    out.variance = variance;
+    out.mean_variance = mean_variance;
+    out.gram = gram;
+    out.n = n;
+    out.d = d;
+    out.threads = fit_threads;
+    return out;
+  }
 };
 
 /// Centres x (checks: N, d >= 1, every value finite) on `threads` threads.

@@ -200,13 +200,14 @@ void gmm_second_moment_tile(const T* xr, index_t dp, const T* resp, index_t stri
   for (int a = 0; a < Rows; ++a) gmm_add_to_sums<T, Vectors>(acc[a], sums + a * dp + b0);
 }
 
-template <class T, int Max, class Tile>
+/// Calls tile(std::integral_constant<int, vectors>) for 1 <= vectors <= Max (nothing otherwise).
+template <int Max, class Tile>
 void gmm_dispatch_vectors(index_t vectors, Tile&& tile) {
   if constexpr (Max >= 1) {
     if (vectors == Max)
       tile(std::integral_constant<int, Max>{});
     else
-      gmm_dispatch_vectors<T, Max - 1>(vectors, tile);
+      gmm_dispatch_vectors<Max - 1>(vectors, tile);
   }
 }
 #endif
@@ -230,7 +231,7 @@ void gmm_quadratic_block(const T* stream, index_t k, index_t d, const T* xt, ind
     T* out1 = t * tc + 1 < k ? out0 + ld : pad;
     for (index_t v0 = 0; v0 < vectors; v0 += max_vectors) {
       const index_t offset = v0 * lanes;
-      gmm_dispatch_vectors<T, max_vectors>(std::min<index_t>(max_vectors, vectors - v0), [&](auto width) {
+      gmm_dispatch_vectors<max_vectors>(std::min<index_t>(max_vectors, vectors - v0), [&](auto width) {
         gmm_quadratic_tile<T, decltype(width)::value>(s, d, xt + offset, ld, out0 + offset, out1 + offset);
       });
     }
@@ -272,7 +273,7 @@ void gmm_second_moment_block(const T* xr, index_t d, const T* resp, index_t k, i
     for (index_t a0 = 0; a0 < rows;) {
       const index_t vectors = (d + 1 - a0 + lanes - 1) / lanes;  // columns a0 .. d
       if (vectors <= 2 && a0 % 8 == 0) {
-        gmm_dispatch_vectors<T, 2>(vectors, [&](auto width) {
+        gmm_dispatch_vectors<2>(vectors, [&](auto width) {
           gmm_second_moment_tile<T, 8, decltype(width)::value>(xr, dp, resp + j, k, count, a0, a0, sj + a0 * dp);
         });
         a0 += 8;
@@ -281,7 +282,7 @@ void gmm_second_moment_block(const T* xr, index_t d, const T* resp, index_t k, i
       const index_t parts = (vectors + 3) / 4;
       for (index_t part = 0, v0 = 0; part < parts; ++part) {
         const index_t width = (vectors - v0) / (parts - part);
-        gmm_dispatch_vectors<T, 4>(width, [&](auto w) {
+        gmm_dispatch_vectors<4>(width, [&](auto w) {
           gmm_second_moment_tile<T, 4, decltype(w)::value>(xr, dp, resp + j, k, count, a0, a0 + v0 * lanes,
                                                            sj + a0 * dp);
         });

@@ -18,22 +18,23 @@ namespace cellkit::cluster::detail {
 inline bool cholesky_lower(double* a, index_t d) {
   // Right-looking, so that every inner loop is a unit-stride axpy the compiler vectorises: the
   // dot-product form is one dependent multiply-add chain per entry, and the factorisations of a
-  // sweep's fits (K of them every iteration) ran at the latency of that chain.
-  std::vector<double> column(static_cast<std::size_t>(d));
+  // sweep's fits (K of them every iteration) ran at the latency of that chain. Column j of L is
+  // copied into row j's upper part (never read, zeroed at the end) to make it unit-stride.
   for (index_t j = 0; j < d; ++j) {
     const double diag = a[j * d + j];
     if (!(diag > 0.0) || !std::isfinite(diag)) return false;
     const double ljj = std::sqrt(diag);
     a[j * d + j] = ljj;
+    double* lj = a + j * d;  // lj[i] = L_ij for i > j
     for (index_t i = j + 1; i < d; ++i) {
       a[i * d + j] /= ljj;
-      column[static_cast<std::size_t>(i)] = a[i * d + j];
+      lj[i] = a[i * d + j];
     }
-    const double* CELLKIT_RESTRICT lj = column.data();
+    const double* CELLKIT_RESTRICT column = lj;  // row j: never the row being updated
     for (index_t i = j + 1; i < d; ++i) {
-      const double lij = lj[i];
+      const double lij = column[i];
       double* CELLKIT_RESTRICT row = a + i * d;
-      for (index_t c = j + 1; c <= i; ++c) row[c] -= lij * lj[c];
+      for (index_t c = j + 1; c <= i; ++c) row[c] -= lij * column[c];
     }
   }
   for (index_t i = 0; i < d; ++i)
