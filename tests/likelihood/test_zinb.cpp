@@ -457,3 +457,103 @@ TEST_CASE("zinb_nll: scDeepCluster's loss (mean, size factors) and zinb_log_prob
   }
   CHECK_THROWS_AS(lk::zinb_nll(x, mu, theta, pi, {}, {.ridge_lambda = -1.0}), cellkit::invalid_argument);
 }
+
+namespace {
+
+/// Elements for the host's gathered x > 0 pass: every regime of positive_kernel and each of the
+/// cases it leaves to the scalar form (mu = 0, theta = +inf, pi = 1, non-integer counts with
+/// theta < 10, counts beyond the exact sum), in rows longer than one gathered chunk (256).
+template <class T>
+struct positive_problem {
+  index_t rows = 0, cols = 0;
+  std::vector<T> x, mu, theta, pi, logit;
+};
+
+template <class T>
+positive_problem<T> make_positive_problem() {
+  positive_problem<T> p;
+  p.rows = 7;
+  p.cols = 700;
+  std::mt19937_64 rng(20261121);
+  std::uniform_real_distribution<double> u(0, 1);
+  const double counts[] = {1, 2, 3, 7, 16, 17, 40, 1000, 1e5, 0.3, 2.5, 17.5};
+  const double thetas[] = {1e-4, 0.01, 0.37, 1, 2, 9.99, 10, 10.01, 55, 1e4, pinf};
+  const double means[] = {0, 1e-5, 0.01, 1, 3, 100, 1e5};
+  for (index_t k = 0; k < p.rows * p.cols; ++k) {
+    double x = u(rng) < 0.15 ? 0.0 : counts[static_cast<std::size_t>(u(rng) * 12)];
+    if (u(rng) < 0.3) x = std::floor(1 + 20 * u(rng));
+    const double theta = u(rng) < 0.3 ? thetas[static_cast<std::size_t>(u(rng) * 11)]
+                                      : std::exp(std::log(1e-3) + u(rng) * std::log(1e7));
+    const double mu =
+        u(rng) < 0.2 ? means[static_cast<std::size_t>(u(rng) * 7)] : std::exp(std::log(1e-4) + u(rng) * std::log(1e8));
+    double q = u(rng);
+    if (u(rng) < 0.05) q = u(rng) < 0.5 ? 0.0 : 1.0;
+    p.x.push_back(static_cast<T>(x));
+    p.theta.push_back(static_cast<T>(theta));
+    p.mu.push_back(static_cast<T>(mu));
+    p.pi.push_back(static_cast<T>(q));
+    p.logit.push_back(static_cast<T>(q == 0 ? -pinf : q == 1 ? pinf : std::log(q / (1 - q))));
+  }
+  return p;
+}
+
+template <class T>
+bool same_value(T got, T ref) {
+  if (std::isnan(ref)) return std::isnan(got);
+  if (std::isinf(ref)) return got == ref;
+  return std::fabs(got - ref) <= T(4) * std::numeric_limits<T>::epsilon() * std::max(T(1), std::fabs(ref));
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("zinb_nll and nb_nll: the host's vectorised x > 0 pass equals the element functors", T, float,
+                   double) {
+  const positive_problem<T> p = make_positive_problem<T>();
+  const index_t n = p.rows * p.cols;
+  const cellkit::matrix_view<const T> x(p.x.data(), p.rows, p.cols), mu(p.mu.data(), p.rows, p.cols),
+      theta(p.theta.data(), p.rows, p.cols);
+  std::size_t mismatches = 0, compared = 0;
+  auto compare = [&](T got, T ref, const char* what, index_t k) {
+    ++compared;
+    if (same_value(got, ref)) return;
+    if (++mismatches <= 5)
+      MESSAGE(what << " at x = " << p.x[k] << ", mu = " << p.mu[k] << ", theta = " << p.theta[k] << ", pi = " << p.pi[k]
+                   << ": " << got << " vs " << ref);
+  };
+  for (const bool logits : {false, true}) {
+    for (const bool want_theta : {false, true}) {
+      const cellkit::matrix_view<const T> pi(logits ? p.logit.data() : p.pi.data(), p.rows, p.cols);
+      std::vector<T> d_mu(n), d_theta(n), d_pi(n), log_prob(n);
+      lk::nll_outputs<T> out{.d_mu = cellkit::matrix_view<T>(d_mu.data(), p.rows, p.cols),
+                             .d_pi = cellkit::matrix_view<T>(d_pi.data(), p.rows, p.cols),
+                             .log_prob = cellkit::matrix_view<T>(log_prob.data(), p.rows, p.cols)};
+      if (want_theta) out.d_theta = cellkit::matrix_view<T>(d_theta.data(), p.rows, p.cols);
+      lk::zinb_nll(
+          cellkit::openmp{2}, x, mu, theta, pi, out,
+          {.reduce = lk::reduction::sum, .pi = logits ? lk::pi_parameter::logits : lk::pi_parameter::probability});
+      for (index_t k = 0; k < n; ++k) {
+        const auto g = logits ? lk::zinb_logits_log_prob_grad_fn<T>{want_theta}(p.x[k], p.mu[k], p.theta[k], p.logit[k])
+                              : lk::zinb_log_prob_grad_fn<T>{want_theta}(p.x[k], p.mu[k], p.theta[k], p.pi[k]);
+        compare(log_prob[k], g.log_prob, "log_prob", k);
+        compare(d_mu[k], -g.d_mu, "d_mu", k);
+        compare(d_pi[k], -g.d_pi, "d_pi", k);
+        if (want_theta) compare(d_theta[k], -g.d_theta, "d_theta", k);
+      }
+    }
+  }
+  // NB, value and gradients
+  std::vector<T> d_mu(n), d_theta(n), log_prob(n);
+  lk::nb_nll(cellkit::serial{}, x, mu, theta,
+             {.d_mu = cellkit::matrix_view<T>(d_mu.data(), p.rows, p.cols),
+              .d_theta = cellkit::matrix_view<T>(d_theta.data(), p.rows, p.cols),
+              .log_prob = cellkit::matrix_view<T>(log_prob.data(), p.rows, p.cols)},
+             {.reduce = lk::reduction::sum});
+  for (index_t k = 0; k < n; ++k) {
+    const auto g = lk::nb_log_prob_grad_fn<T>{}(p.x[k], p.mu[k], p.theta[k]);
+    compare(log_prob[k], g.log_prob, "nb log_prob", k);
+    compare(d_mu[k], -g.d_mu, "nb d_mu", k);
+    compare(d_theta[k], -g.d_theta, "nb d_theta", k);
+  }
+  MESSAGE(compared << " values compared, " << mismatches << " beyond 4 eps");
+  CHECK(mismatches == 0);
+}

@@ -58,9 +58,11 @@
 /// `nb_theta<T>` instead of theta (`nb_theta<T>::make(theta)`, once per gene) to skip the per-theta
 /// work. Cost: x = 0: one log (branch-free, detail/fast_math.hpp; + two divisions and a short
 /// polynomial for the gradients); x > 0: 3-4 divisions, one log, two log1pmx (series or one log
-/// each), two or three stirlerr (a table, a series, or one lgamma + log when the argument is < 10 and
-/// not an integer), and for d/dtheta a sum of x - 1 fractions (integer x <= 16), a divided-difference
-/// series (theta >= 10) or one digamma (theta < 10). No lgamma for integer counts.
+/// each), two or three stirlerr (a series from 10; below, a recurrence of at most 10 positive terms
+/// and one log), and for d/dtheta a sum of x - 1 fractions (integer x <= 16), a divided-difference
+/// series (theta >= 10) or one digamma (theta < 10). No lgamma. The host array functions gather the
+/// x > 0 elements and run this kernel vectorised (detail/nb_kernels.hpp, positive_kernel), with
+/// the same formulas.
 ///
 /// ## Array functions
 ///

@@ -17,9 +17,9 @@
 namespace cellkit::likelihood {
 
 /// The per-theta quantities of the NB kernels, computed once per theta (once per gene when theta is
-/// per gene) by `nb_theta<T>::make(theta)` (cost: theta >= 10: three divisions; theta < 10: one
-/// lgamma, one log and one digamma). Pass it to the functors' `(x, mu, nb_theta, ...)` overloads to
-/// skip that work per element.
+/// per gene) by `nb_theta<T>::make(theta)` (cost: theta >= 10: three divisions; theta < 10: stirlerr's
+/// recurrence, ten divisions and one log, plus one digamma and one log). Pass it to the functors' `(x, mu, nb_theta,
+/// ...)` overloads to skip that work per element.
 template <class T>
 struct nb_theta {
   static_assert(detail::is_real_v<T>, "cellkit::likelihood: T must be float or double");
@@ -151,6 +151,25 @@ CELLKIT_HD inline T phi_diff_any(T theta, T x, T n, const nb_theta<T>& th) noexc
   return (math::digamma(n) - math::log(n)) - th.phi_theta;
 }
 
+/// The counts for which nb_positive's theta-derivative uses the exact sum instead of phi_diff_any:
+/// integers 1..16.
+template <class T>
+CELLKIT_HD inline bool small_integer_count(T x) noexcept {
+  const int k = x <= T(16) ? static_cast<int>(x) : 0;  // (no conversion of a large x: UB beyond int)
+  return x <= T(16) && T(k) == x;
+}
+
+/// nb_theta for one x > 0 element, with phi_theta only where nb_positive reads it (d_theta wanted
+/// and x not a small integer): with a theta per element that spares a digamma and a log per count.
+/// The fields nb_positive reads equal those of nb_theta::make.
+template <class T>
+CELLKIT_HD inline nb_theta<T> theta_for_positive(T theta, T x, bool want_theta) noexcept {
+  if (want_theta && !small_integer_count(x)) return nb_theta<T>::make(theta);
+  nb_theta<T> r = nb_theta<T>::make_light(theta);
+  if (r.valid && !r.poisson) r.stirlerr_theta = stirlerr(theta);
+  return r;
+}
+
 /// x > 0 (theta finite), Loader's saddle-point form with n = theta + x and
 /// delta = theta (x - mu)/(theta + mu):
 ///   log NB = log(theta / (2 pi x n))/2 + stirlerr(n) - stirlerr(theta) - stirlerr(x)
@@ -185,8 +204,8 @@ CELLKIT_HD inline nb_value_grad<T> nb_positive(T x, T mu, const nb_theta<T>& th,
   if constexpr (Grad) {
     r.d_mu = delta / mu;
     if (want_theta) {
-      const int k = x <= T(16) ? static_cast<int>(x) : 0;  // (no conversion of a large x: UB beyond int)
-      if (x <= T(16) && T(k) == x) {
+      if (small_integer_count(x)) {
+        const int k = static_cast<int>(x);
         // small integer x: E + x mu/(theta (theta + mu)) - h(mu/theta), E = digamma(theta + x) -
         // digamma(theta) - x/theta = -(1/theta) sum_{i<x} i/(theta + i): every part has full relative
         // accuracy (E = 0 for x = 1, where the other form cancels as mu -> 0).
@@ -352,6 +371,14 @@ struct zero_result {
   bool fallback;  ///< the careful scalar form must replace r (rare: see zinb_zero_fallback)
 };
 
+/// The x > 0 counterpart of zero_result (positive_kernel).
+template <class T>
+struct positive_result {
+  zinb_value_grad<T> r;
+  T pi;           ///< the zero-inflation probability (for the ridge penalty; 0 without pi)
+  bool fallback;  ///< the scalar positive_element must replace r
+};
+
 /// Series below 1/4 (see log1p_minus_frac), from log1p(s) = L and 1/(1 + s) = inv_u: both sides are
 /// computed and one is selected (no branch).
 template <class T>
@@ -458,6 +485,73 @@ CELLKIT_HD CELLKIT_LK_INLINE zero_result<T> zero_kernel(T mu, T theta, T inv_the
       return out;
     }
   }
+}
+
+/// The x > 0 element of NB and ZINB with selects only, so that a loop over gathered elements
+/// vectorises: nb_positive and zinb_positive with the same formulas (`stirlerr_theta` is the
+/// caller's: stirlerr(theta) per element, or the per-gene precomputed value). With pi as a logit only
+/// the NB part: the caller completes it with zinb_positive (its softplus and sigmoid are libm calls).
+/// `fallback` marks the elements the scalar positive_element must compute instead: arguments
+/// outside the domain, mu = 0 (log p = -inf), theta = +inf (Poisson), pi = 1 (ZINB with the
+/// probability), and d theta of a count that is not an integer in 1..16 when theta < 10 (it needs
+/// digamma(theta)).
+template <class T, model_kind Kind, bool Grad, bool Want>
+CELLKIT_HD CELLKIT_LK_INLINE positive_result<T> positive_kernel(T x, T mu, T theta, T inv_theta, T stirlerr_theta,
+                                                                T p) noexcept {
+  static_assert(Kind != model_kind::poisson, "the Poisson model keeps the scalar x > 0 path");
+  positive_result<T> out{{T(0), T(0), T(0), T(0)}, T(0), false};
+  const T inf = inf_v<T>();
+  bool ok = (x > T(0)) & (x < inf) & (mu > T(0)) & (mu < inf) & (theta > T(0)) & (theta < inf);
+  const T n = theta + x;
+  const T inv_tm = T(1) / (theta + mu);
+  const T w = (x - mu) * inv_tm;  // delta / theta
+  const T delta = theta * w;
+  const T inv_x = T(1) / x;
+  const T n_tm = n * inv_tm;
+  const T lw = log1pmx_select(w, n_tm);
+  const T l2 = log1pmx_select(-delta * inv_x, (mu * inv_x) * n_tm);
+  T log_prob = T(0.5) * flog(theta / (two_pi_v<T> * x * n)) +
+               ((stirlerr_select(n) - stirlerr_theta) - stirlerr_select(x)) + (theta * lw + x * l2);
+  T d_mu = T(0);
+  T d_theta = T(0);
+  if constexpr (Grad) {
+    d_mu = delta / mu;
+    if constexpr (Want) {
+      // small integer x: the exact sum (nb_positive), terms added from the largest i as there
+      const T x_clamped = sel(x <= T(16), x, T(0));  // (no conversion of a large x: UB beyond int)
+      const int k = static_cast<int>(x_clamped);
+      const bool small = (x <= T(16)) & (T(k) == x);
+      T e_sum = T(0);
+      for (int i = 15; i >= 1; --i) {
+        const T term = T(i) / (theta + T(i));
+        e_sum += sel(i < k, term, T(0));
+      }
+      const T s = mu * inv_theta;
+      const T inv_1ps = theta * inv_tm;
+      const T log1p_s = flog1p_hint(s, T(1) + s, inv_1ps);
+      const T by_sum = (x * s * inv_tm - e_sum * inv_theta) - log1p_minus_frac_select(s, log1p_s, inv_1ps);
+      // otherwise theta >= 10: phi_diff (theta < 10 is left to the scalar form)
+      const T by_series = phi_diff(theta, x) + lw;
+      d_theta = sel(small, by_sum, by_series);
+      ok = ok & (small | (theta >= asymptotic_min_v<T>));
+    }
+  }
+  if constexpr (Kind == model_kind::zinb) {
+    ok = ok & (p >= T(0)) & (p < T(1));
+    const T pi1 = T(1) - p;
+    const T inv_pi1 = T(1) / pi1;
+    log_prob += flog1p_hint(-p, pi1, inv_pi1);
+    if constexpr (Grad) out.r.d_pi = -inv_pi1;
+    out.pi = p;
+  } else if constexpr (Kind == model_kind::zinb_logits) {
+    // the NB part only: the caller adds zinb_positive's logit terms (math::softplus, math::sigmoid)
+    ok = ok & (p == p);
+  }
+  out.r.log_prob = log_prob;
+  out.r.d_mu = d_mu;
+  out.r.d_theta = d_theta;
+  out.fallback = !ok;
+  return out;
 }
 
 /// The careful x = 0 form where zero_kernel reports `fallback` (ZINB only).

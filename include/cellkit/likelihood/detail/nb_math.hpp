@@ -3,7 +3,8 @@
 /// Scalar building blocks of the count likelihoods (not a public interface; include
 /// <cellkit/likelihood/nb.hpp>, zinb.hpp or poisson.hpp):
 ///
-/// - `stirlerr(z)`    = lgamma(z + 1) - (z + 1/2) log z + z - log(2 pi)/2, the error of Stirling's formula;
+/// - `stirlerr(z)`    = lgamma(z + 1) - (z + 1/2) log z + z - log(2 pi)/2, the error of Stirling's formula
+///   (the asymptotic series from 10, a recurrence of positive terms below);
 /// - `log1pmx(t, 1+t)` = log(1 + t) - t, with full relative accuracy for small |t|;
 /// - `log1p_minus_frac(s, 1/(1+s))` = log(1 + s) - s / (1 + s) (s >= 0), the same for small s;
 /// - `phi_diff(a, x)` = [digamma(a + x) - log(a + x)] - [digamma(a) - log(a)] for a >= 10, x >= 0,
@@ -61,36 +62,10 @@ inline constexpr T asymptotic_min_v = T(10);
 // ---------------------------------------------------------------------------------------------------
 // stirlerr
 
-/// stirlerr(k) for k = 0..9 (mpmath, 40 digits, rounded to double; stirlerr(0) = 0 by convention).
-CELLKIT_HD inline double stirlerr_small_integer(int k) noexcept {
-  switch (k) {
-    case 1:
-      return 0.08106146679532726;
-    case 2:
-      return 0.0413406959554093;
-    case 3:
-      return 0.02767792568499834;
-    case 4:
-      return 0.020790672103765093;
-    case 5:
-      return 0.016644691189821193;
-    case 6:
-      return 0.013876128823070748;
-    case 7:
-      return 0.01189670994589177;
-    case 8:
-      return 0.010411265261972096;
-    case 9:
-      return 0.009255462182712733;
-    default:
-      return 0.0;
-  }
-}
-
 /// Stirling series sum_k B_2k / (2k (2k - 1) z^(2k-1)) for z >= 10: 8 terms in double (truncation
 /// below 2e-19 absolute at z = 10), 3 in float (below 7e-11).
 template <class T>
-CELLKIT_HD inline T stirlerr_series(T z) noexcept {
+CELLKIT_HD CELLKIT_LK_INLINE T stirlerr_series(T z) noexcept {
   const T u = T(1) / z;
   const T w = u * u;
   if constexpr (std::is_same_v<T, double>) {
@@ -99,17 +74,6 @@ CELLKIT_HD inline T stirlerr_series(T z) noexcept {
   } else {
     return u * horner(w, 1.0f / 12, -1.0f / 360, 1.0f / 1260);
   }
-}
-
-/// stirlerr(z) = lgamma(z + 1) - (z + 1/2) log z + z - log(2 pi)/2 for z > 0 (+0 at z = +inf).
-/// z >= 10: the series; integers 1..9: a table; other z < 10: from math::lgamma (absolute error
-/// ~ 20 eps, the size of the terms). stirlerr(z) ~ -log(z)/2 as z -> 0.
-template <class T>
-CELLKIT_HD inline T stirlerr(T z) noexcept {
-  if (z >= asymptotic_min_v<T>) return stirlerr_series(z);
-  const int k = static_cast<int>(z);
-  if (T(k) == z && k >= 1) return static_cast<T>(stirlerr_small_integer(k));
-  return math::lgamma(z + T(1)) - (z + T(0.5)) * math::log(z) + z - half_log_2pi_v<T>;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -160,6 +124,67 @@ CELLKIT_HD inline T log1p_minus_frac(T s, T log1p_s, T inv_1ps) noexcept {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// branch-free forms for the host's vectorised x > 0 pass
+
+/// atanh(u)/u - 1 = u^2/3 + u^4/5 + ... = w Q(w), w = u^2 <= 1/9 (u <= 1/3): 17 terms in double
+/// (truncation below 2e-17 relative), 8 in float (below 4e-8).
+template <class T>
+CELLKIT_HD CELLKIT_LK_INLINE T atanh_ratio_minus_one(T w) noexcept {
+  if constexpr (std::is_same_v<T, double>) {
+    return w * horner(w, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19, 1.0 / 21,
+                      1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29, 1.0 / 31, 1.0 / 33, 1.0 / 35);
+  } else {
+    return w * horner(w, 1.0f / 3, 1.0f / 5, 1.0f / 7, 1.0f / 9, 1.0f / 11, 1.0f / 13, 1.0f / 15, 1.0f / 17);
+  }
+}
+
+/// stirlerr(z) = lgamma(z + 1) - (z + 1/2) log z + z - log(2 pi)/2 for z > 0 (+0 at z = +inf), with
+/// selects only (no lgamma, no table), so that a loop over it vectorises; `stirlerr` is this
+/// function, so the scalar and the vectorised kernels compute the same bits.
+/// z >= 10: stirlerr_series(z). Below, the series at y = z + m >= 10 (m <= 10 steps) plus the
+/// recurrence
+///   stirlerr(y) - stirlerr(y + 1) = (y + 1/2) log1p(1/y) - 1 = atanh(u)/u - 1,  u = 1/(2y + 1),
+/// summed over y = z, z + 1, ..., z + m - 1: positive terms, each with a small relative error
+/// (atanh_ratio_minus_one for y >= 1; for y < 1, only the first step, (y + 1/2) flog((y + 1)/y) - 1,
+/// which cancels by at most a factor 11). So the result has a small relative error for every z (an
+/// lgamma-based form has an absolute one, ~ eps times z log z). stirlerr(z) ~ -log(z)/2 as z -> 0.
+/// Cost below 10: 10 divisions, one flog, ~100 (float) to ~180 (double) multiply-adds.
+template <class T>
+CELLKIT_HD CELLKIT_LK_INLINE T stirlerr_select(T z) noexcept {
+  const T ten = asymptotic_min_v<T>;
+  // first step: y = z (direct form below 1)
+  const bool first_active = z < ten;
+  const T u0 = T(1) / (T(2) * z + T(1));
+  const T by_series = atanh_ratio_minus_one(u0 * u0);
+  const T by_log = (z + T(0.5)) * flog((z + T(1)) / z) - T(1);
+  T acc = sel(first_active, sel(z < T(1), by_log, by_series), T(0));
+  T y = sel(first_active, z + T(1), z);
+  for (int k = 1; k < 10; ++k) {
+    const bool active = y < ten;
+    const T u = T(1) / (T(2) * y + T(1));
+    acc += sel(active, atanh_ratio_minus_one(u * u), T(0));
+    y = sel(active, y + T(1), y);
+  }
+  return stirlerr_series(y) + acc;
+}
+
+/// stirlerr(z) (see stirlerr_select).
+template <class T>
+CELLKIT_HD inline T stirlerr(T z) noexcept {
+  return stirlerr_select(z);
+}
+
+/// log1pmx(t, one_plus_t) with selects only (both forms computed, one kept).
+template <class T>
+CELLKIT_HD CELLKIT_LK_INLINE T log1pmx_select(T t, T one_plus_t) noexcept {
+  const T z = t / (T(2) + t);
+  const T z2 = z * z;
+  const T series = T(2) * (z2 * z) * atanh_tail(z2) - z * t;
+  const T direct = flog(one_plus_t) - t;
+  return sel((t < log1pmx_series_max_v<T>)&(t > -log1pmx_series_max_v<T>), series, direct);
+}
+
+// ---------------------------------------------------------------------------------------------------
 // phi_diff
 
 /// phi(z) = digamma(z) - log z = -1/(2z) - P(1/z^2), P(w) = sum_k B_2k / (2k) w^k (asymptotic).
@@ -197,7 +222,7 @@ CELLKIT_HD inline T phi_series(T z) noexcept {
 /// difference of P: every term positive or small, so relative accuracy ~ a few ulp for all x.
 /// Terms to B_18 (double; truncation ~1e-16 relative at a = 10) or B_6 (float).
 template <class T>
-CELLKIT_HD inline T phi_diff(T a, T x) noexcept {
+CELLKIT_HD CELLKIT_LK_INLINE T phi_diff(T a, T x) noexcept {
   const T u = T(1) / a;
   const T v = T(1) / (a + x);
   T dd;

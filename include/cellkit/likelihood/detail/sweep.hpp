@@ -61,6 +61,12 @@ struct prepare_theta_fn {
 // ---------------------------------------------------------------------------------------------------
 // the sweep
 
+/// The host gathers a row's x > 0 elements in chunks of this many for the vectorised positive_kernel,
+/// in positive_arrays arrays of T (inputs x, mu, theta, 1/theta, stirlerr(theta), pi; outputs
+/// log p, d mu, d theta, d pi, pi, fallback).
+inline constexpr index_t positive_chunk = 256;
+inline constexpr index_t positive_arrays = 12;
+
 /// Everything a work item reads and writes (plain pointers: trivially copyable to the device).
 template <class T, class C, class Index, class Mask>
 struct sweep_data {
@@ -98,7 +104,9 @@ struct sweep_data {
   double* gene_loss = nullptr;     // blocks x cols partial sums, or null
   double* gene_d_theta = nullptr;  // blocks x cols partial sums of -dlogp/dtheta, or null
   index_t rows_per_block = 1;
-  T* row_scratch = nullptr;  // host: 3 x cols values of T per block (loss, d_theta, sink)
+  T* row_scratch = nullptr;          // host: 3 x cols values of T per block (loss, d_theta, sink)
+  T* positive_scratch = nullptr;     // host: positive_arrays x positive_chunk values of T per block
+  index_t* positive_cols = nullptr;  // host: positive_chunk columns per block
   T grad_scale = T(1);
   T ridge = T(0);
   bool want_theta = false;
@@ -109,13 +117,17 @@ struct sweep_fn {
   using M = model<T, Kind>;
   sweep_data<T, C, Index, Mask> d;
 
-  CELLKIT_HD nb_theta<T> theta_at(index_t i, index_t j) const {
+  /// The theta terms of element (i, j) with count x: precomputed per gene, or for this element only
+  /// what its kernel reads (the x = 0 kernels no special function, x > 0 see theta_for_positive).
+  CELLKIT_HD nb_theta<T> theta_at(index_t i, index_t j, T x) const {
     if constexpr (M::has_theta) {
       if (d.theta_pre != nullptr) return d.theta_pre[j];
-      return nb_theta<T>::make(d.theta[i * d.theta_stride + j]);
+      const T theta = d.theta[i * d.theta_stride + j];
+      return x == T(0) ? nb_theta<T>::make_light(theta) : theta_for_positive(theta, x, d.want_theta);
     } else {
       (void)i;
       (void)j;
+      (void)x;
       return nb_theta<T>{};
     }
   }
@@ -166,7 +178,7 @@ struct sweep_fn {
   CELLKIT_HD void element(index_t i, index_t j, T x, T sf, T& loss_out, T& dtheta_out) const {
     const T mu = sf * d.mu[i * d.mu_stride + j];
     const T p = pi_at(i, j);
-    const nb_theta<T> th = theta_at(i, j);
+    const nb_theta<T> th = theta_at(i, j, x);
     T prob = T(0);
     zinb_value_grad<T> r;
     if (x == T(0)) {
@@ -288,6 +300,105 @@ struct sweep_fn {
     return fallback;
   }
 
+  /// One chunk of gathered x > 0 elements (host): the inputs, gathered, and positive_kernel's outputs.
+  struct positive_buffers {
+    T* x;
+    T* mu;
+    T* theta;
+    T* inv_theta;
+    T* stirlerr_theta;
+    T* pi;
+    T* log_prob;
+    T* d_mu;
+    T* d_theta;
+    T* d_pi;
+    T* prob;
+    T* fallback;
+  };
+
+  positive_buffers positive_chunk_of(index_t block) const {
+    T* base = d.positive_scratch + block * positive_arrays * positive_chunk;
+    auto at = [&](int a) { return base + a * positive_chunk; };
+    return {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9), at(10), at(11)};
+  }
+
+  /// positive_kernel over m gathered elements: a loop without control flow, instantiated per
+  /// (per-gene theta, d_theta wanted) so that it vectorises.
+  template <bool PerGene, bool Want>
+  static void positive_pass(const T* CELLKIT_RESTRICT x, const T* CELLKIT_RESTRICT mu, const T* CELLKIT_RESTRICT theta,
+                            const T* CELLKIT_RESTRICT inv_theta, const T* CELLKIT_RESTRICT stirlerr_theta,
+                            const T* CELLKIT_RESTRICT pi, T* CELLKIT_RESTRICT log_prob, T* CELLKIT_RESTRICT d_mu,
+                            T* CELLKIT_RESTRICT d_theta, T* CELLKIT_RESTRICT d_pi, T* CELLKIT_RESTRICT prob,
+                            T* CELLKIT_RESTRICT fallback, const index_t m) {
+    // (restrict-qualified parameters: GCC 12 does not vectorise this loop when the same pointers are
+    // restrict-qualified locals copied from a struct)
+    for (index_t q = 0; q < m; ++q) {
+      const T th = theta[q];
+      T inv;
+      T st;
+      if constexpr (PerGene) {
+        inv = inv_theta[q];
+        st = stirlerr_theta[q];
+      } else {
+        inv = T(1) / th;
+        st = stirlerr_select(sel((th > T(0)) & (th < inf_v<T>()), th, T(1)));
+      }
+      const positive_result<T> r = positive_kernel<T, Kind, Grad, Want>(x[q], mu[q], th, inv, st, pi[q]);
+      log_prob[q] = r.r.log_prob;
+      d_mu[q] = r.r.d_mu;
+      d_theta[q] = r.r.d_theta;
+      d_pi[q] = r.r.d_pi;
+      prob[q] = r.pi;
+      fallback[q] = sel(r.fallback, T(1), T(0));
+    }
+  }
+
+  /// The m gathered x > 0 elements of row i (columns in `cols`, counts in b.x): gathers their
+  /// parameters, runs positive_pass, and stores each element's outputs (the scalar element() for
+  /// those positive_kernel leaves to it).
+  void positive_flush(index_t i, const index_t* cols, const positive_buffers b, index_t m, T sf, T* loss_row,
+                      T* dth_row) const {
+    const T* mu_row = d.mu + i * d.mu_stride;
+    const bool per_gene = d.theta_pre != nullptr;
+    const T* theta_row = per_gene ? d.theta : d.theta + i * d.theta_stride;
+    for (index_t q = 0; q < m; ++q) {
+      const index_t j = cols[q];
+      b.mu[q] = sf * mu_row[j];
+      b.theta[q] = theta_row[j];
+      if (per_gene) {
+        b.inv_theta[q] = d.inv_theta[j];
+        b.stirlerr_theta[q] = d.theta_pre[j].stirlerr_theta;
+      }
+      b.pi[q] = M::has_pi ? d.pi[i * d.pi_stride + j] : T(0);
+    }
+    auto with_want = [&](auto gene_theta) {
+      if (d.want_theta) {
+        positive_pass<decltype(gene_theta)::value, true>(b.x, b.mu, b.theta, b.inv_theta, b.stirlerr_theta, b.pi,
+                                                         b.log_prob, b.d_mu, b.d_theta, b.d_pi, b.prob, b.fallback, m);
+      } else {
+        positive_pass<decltype(gene_theta)::value, false>(b.x, b.mu, b.theta, b.inv_theta, b.stirlerr_theta, b.pi,
+                                                          b.log_prob, b.d_mu, b.d_theta, b.d_pi, b.prob, b.fallback, m);
+      }
+    };
+    if (per_gene) {
+      with_want(std::true_type{});
+    } else {
+      with_want(std::false_type{});
+    }
+    for (index_t q = 0; q < m; ++q) {
+      const index_t j = cols[q];
+      if (b.fallback[q] != T(0)) {
+        element(i, j, b.x[q], sf, loss_row[j], dth_row[j]);
+      } else if constexpr (M::logits) {
+        const T p = b.pi[q];
+        const zinb_value_grad<T> r = zinb_positive<T, Grad, true>({b.log_prob[q], b.d_mu[q], b.d_theta[q]}, p);
+        store(i, j, sf, r, math::sigmoid(p), loss_row[j], dth_row[j]);
+      } else {
+        store(i, j, sf, {b.log_prob[q], b.d_mu[q], b.d_theta[q], b.d_pi[q]}, b.prob[q], loss_row[j], dth_row[j]);
+      }
+    }
+  }
+
   /// Host: (1) the branch-free x = 0 kernel over the whole row in a vectorisable loop, into the
   /// block's scratch row (loss, -dlogp/dtheta) and the outputs; (2) fix-ups: the careful x = 0 form
   /// where (1) asked for it, and the x > 0 kernel at the nonzero counts (CSR entries, or a scan of the
@@ -348,8 +459,35 @@ struct sweep_fn {
         }
       }
     }
-    // (2b) the nonzero counts
-    if constexpr (Csr) {
+    // (2b) the nonzero counts: NB and ZINB gather them in chunks for the vectorised positive_kernel;
+    // Poisson element by element
+    if constexpr (M::has_theta) {
+      const positive_buffers b = positive_chunk_of(block);
+      index_t* CELLKIT_RESTRICT chunk_cols = d.positive_cols + block * positive_chunk;
+      index_t m = 0;
+      auto add = [&](index_t j, T x) {
+        chunk_cols[m] = j;
+        b.x[m] = x;
+        if (++m == positive_chunk) {
+          positive_flush(i, chunk_cols, b, m, sf, loss_row, dth_row);
+          m = 0;
+        }
+      };
+      if constexpr (Csr) {
+        const index_t end = static_cast<index_t>(d.indptr[i + 1]);
+        for (index_t q = static_cast<index_t>(d.indptr[i]); q < end; ++q) {
+          const auto x = static_cast<T>(d.values[q]);
+          if (x != T(0)) add(static_cast<index_t>(d.indices[q]), x);
+        }
+      } else {
+        const C* CELLKIT_RESTRICT x_row = d.x + i * d.x_stride;
+        for (index_t j = 0; j < cols; ++j) {
+          const auto x = static_cast<T>(x_row[j]);
+          if (x != T(0)) add(j, x);
+        }
+      }
+      if (m > 0) positive_flush(i, chunk_cols, b, m, sf, loss_row, dth_row);
+    } else if constexpr (Csr) {
       const index_t end = static_cast<index_t>(d.indptr[i + 1]);
       for (index_t q = static_cast<index_t>(d.indptr[i]); q < end; ++q) {
         const auto j = static_cast<index_t>(d.indices[q]);
@@ -656,6 +794,9 @@ T run_nll(const Policy& policy, const char* fn, const sweep_request<T, Space, C,
   const index_t rows_per_block = (host || gene_partials) ? (rows + max_blocks - 1) / max_blocks : 1;
   const index_t blocks = (rows + rows_per_block - 1) / rows_per_block;
   auto row_scratch = make_scratch<T, Space>(host ? blocks * 3 * cols : 0);
+  const bool positive_pass = host && M::has_theta;
+  auto positive_scratch = make_scratch<T, Space>(positive_pass ? blocks * positive_arrays * positive_chunk : 0);
+  auto positive_cols = make_scratch<index_t, Space>(positive_pass ? blocks * positive_chunk : 0);
   auto inv_theta = make_scratch<T, Space>(theta_per_gene ? cols : 0);
 
   auto row_loss = make_scratch<double, Space>(rows);
@@ -715,6 +856,8 @@ T run_nll(const Policy& policy, const char* fn, const sweep_request<T, Space, C,
   d.gene_d_theta = want_gene_theta ? gene_d_theta.data() : nullptr;
   d.rows_per_block = rows_per_block;
   d.row_scratch = host ? row_scratch.data() : nullptr;
+  d.positive_scratch = positive_pass ? positive_scratch.data() : nullptr;
+  d.positive_cols = positive_pass ? positive_cols.data() : nullptr;
   d.grad_scale = static_cast<T>(scale);
   d.ridge = opt.ridge_lambda;
   d.want_theta = out.d_theta.has_value();
