@@ -36,6 +36,7 @@
 #include <cellkit/core/csr_matrix.hpp>
 #include <cellkit/core/error.hpp>
 #include <cellkit/core/views.hpp>
+#include <cellkit/execution/for_each.hpp>
 #include <cellkit/execution/policy.hpp>
 #include <cellkit/graph/augment.hpp>
 #include <cellkit/graph/bipartite.hpp>
@@ -48,10 +49,12 @@
 #include <cellkit/nn/parameters.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -178,6 +181,29 @@ graph_view<T> make_view(const Policy& policy, const cell_gene_graph<T>& graph, s
       cg::bipartite_graph<T>(policy, sub.view(), cg::bipartite_normalization::none),
       {.p = aug.feature_drop, .mode = cg::feature_mask_mode::columns, .seed = seed, .stream = stream + 1},
       {.p = aug.feature_drop, .mode = cg::feature_mask_mode::columns, .seed = seed, .stream = stream + 2}};
+}
+
+/// The two views of a pre-training step (Philox streams `stream1`, `stream2`), built concurrently on a
+/// policy with threads (each view's construction is serial work: the CSR slice and its transpose).
+/// The same views as two make_view calls.
+template <class T, class Policy>
+std::array<graph_view<T>, 2> make_view_pair(const Policy& policy, const cell_gene_graph<T>& graph,
+                                            std::span<const index_t> cells, const augmentation& aug, std::uint64_t seed,
+                                            std::uint32_t stream1, std::uint32_t stream2) {
+  std::array<std::optional<graph_view<T>>, 2> built;
+  std::array<std::exception_ptr, 2> errors;
+  const std::uint32_t streams[2] = {stream1, stream2};
+  cellkit::for_each_index(policy, 2, [&](index_t v) {
+    try {
+      built[static_cast<std::size_t>(v)].emplace(
+          make_view(cellkit::serial{}, graph, cells, aug, seed, streams[static_cast<std::size_t>(v)]));
+    } catch (...) {
+      errors[static_cast<std::size_t>(v)] = std::current_exception();
+    }
+  });
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return {std::move(*built[0]), std::move(*built[1])};
 }
 
 // ---- the model ---------------------------------------------------------------------------------
@@ -338,8 +364,8 @@ class model {
                     "holds other cells than view1: the two views must be of the same batch, in the same order");
     check_temperature<T>(fn, weights.temperature);
     const index_t d = embedding_width_;
-    gather_counts(data, view1.cells, ws, 0);
-    gather_counts(data, view1.cells, ws, n);
+    gather_counts(policy, data, view1.cells, ws, 0);
+    gather_counts(policy, data, view1.cells, ws, n);
 
     // messages of both views, stacked: rows [0, n) view 1, [n, 2n) view 2
     const graph_view<T>* views[2] = {&view1, &view2};
@@ -402,7 +428,7 @@ class model {
                     "must be positive and finite, got " + std::to_string(weights.lambda3));
     const auto n = static_cast<index_t>(view.cells.size());
     const index_t d = embedding_width_;
-    gather_counts(data, view.cells, ws, 0);
+    gather_counts(policy, data, view.cells, ws, 0);
     auto masked = mask_embedding(policy, view.embedding_mask, ws, 0);
     view.graph.cells_from_genes(policy, matrix_view<const T>(masked), rows_of(ws.message, 0, n, d));
     gather_features(policy, data, view, ws, 0);
@@ -486,11 +512,12 @@ class model {
   void gather_features(const Policy& policy, const training_data<T>& data, const graph_view<T>& view, workspace& ws,
                        index_t first) const {
     const auto keep = column_mask(policy, view.feature_mask, genes_);
-    for (std::size_t i = 0; i < view.cells.size(); ++i) {
-      const T* from = data.features.data() + view.cells[i] * genes_;
-      T* to = ws.features.data() + (first + static_cast<index_t>(i)) * genes_;
-      for (index_t g = 0; g < genes_; ++g) to[g] = keep[static_cast<std::size_t>(g)] * from[g];
-    }
+    const index_t genes = genes_;
+    cellkit::for_each_index(policy, static_cast<index_t>(view.cells.size()), [&](index_t i) {
+      const T* from = data.features.data() + view.cells[static_cast<std::size_t>(i)] * genes;
+      T* to = ws.features.data() + (first + i) * genes;
+      for (index_t g = 0; g < genes; ++g) to[g] = keep[static_cast<std::size_t>(g)] * from[g];
+    });
   }
 
   /// h = rest(relu(m W_m + b + x W_r)): the graph layer (two dense products into one
@@ -529,13 +556,16 @@ class model {
   }
 
   /// counts and size factors of `cells` into rows [first, first + |cells|) of the workspace.
-  void gather_counts(const training_data<T>& data, const std::vector<index_t>& cells, workspace& ws,
-                     index_t first) const {
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      const T* from = data.counts.data() + cells[i] * genes_;
-      std::copy(from, from + genes_, ws.counts.data() + (first + static_cast<index_t>(i)) * genes_);
-      ws.size_factors[first + static_cast<index_t>(i)] = data.size_factors[cells[i]];
-    }
+  template <class Policy>
+  void gather_counts(const Policy& policy, const training_data<T>& data, const std::vector<index_t>& cells,
+                     workspace& ws, index_t first) const {
+    const index_t genes = genes_;
+    cellkit::for_each_index(policy, static_cast<index_t>(cells.size()), [&](index_t i) {
+      const index_t c = cells[static_cast<std::size_t>(i)];
+      const T* from = data.counts.data() + c * genes;
+      std::copy(from, from + genes, ws.counts.data() + (first + i) * genes);
+      ws.size_factors[first + i] = data.size_factors[c];
+    });
   }
 
   /// dE (+)= mask(M^T dm): the message's backward (genes <- cells with the view's transpose) and
@@ -726,10 +756,9 @@ train_result<T> train(const Policy& policy, const training_data<T>& data, model<
       for (auto rows : batches.epoch(static_cast<std::uint64_t>(epoch))) {
         typename model<T>::step_losses l;
         try {
-          auto v1 = make_view(policy, graph, rows, cfg.views, cfg.seed, view_stream(0));
-          auto v2 = make_view(policy, graph, rows, cfg.views, cfg.seed, view_stream(1));
-          l = m.pretrain_step(policy, data, v1, v2, std::span<const prototype_clustering<T>>(prototypes), ws,
-                              cfg.weights);
+          auto views = make_view_pair(policy, graph, rows, cfg.views, cfg.seed, view_stream(0), view_stream(1));
+          l = m.pretrain_step(policy, data, views[0], views[1], std::span<const prototype_clustering<T>>(prototypes),
+                              ws, cfg.weights);
         } catch (const cellkit::invalid_argument& e) {
           // the inputs were checked up front: a rejected value here was produced by the training
           good.diverged("pretrain", epoch + 1, std::string("a layer output (") + e.what() + ")");
