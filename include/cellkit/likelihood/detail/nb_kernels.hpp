@@ -17,8 +17,8 @@
 namespace cellkit::likelihood {
 
 /// The per-theta quantities of the NB kernels, computed once per theta (once per gene when theta is
-/// per gene) by `nb_theta<T>::make(theta)` (cost: theta >= 10: three divisions; theta < 10: stirlerr's
-/// recurrence, ten divisions and one log, plus one digamma and one log). Pass it to the functors' `(x, mu, nb_theta,
+/// per gene) by `nb_theta<T>::make(theta)` (cost: theta >= 10: three divisions; theta < 10: the
+/// recurrences of stirlerr and of digamma, ~21 divisions and two logs). Pass it to the functors' `(x, mu, nb_theta,
 /// ...)` overloads to skip that work per element.
 template <class T>
 struct nb_theta {
@@ -27,9 +27,10 @@ struct nb_theta {
   T theta = T(1);           ///< inverse dispersion (> 0; +inf is the Poisson limit)
   T inv_theta = T(1);       ///< 1 / theta (0 for +inf)
   T stirlerr_theta = T(0);  ///< stirlerr(theta) (0 for +inf)
-  T phi_theta = T(0);       ///< digamma(theta) - log(theta), filled only for theta < 10 (the only case that uses it)
-  bool poisson = false;     ///< theta = +inf
-  bool valid = true;        ///< theta > 0 (false for theta <= 0 or NaN: kernels then return NaN)
+  T phi_theta =
+      T(0);  ///< digamma(theta) - log(theta) (phi_select), filled only for theta < 10 (the only case that uses it)
+  bool poisson = false;  ///< theta = +inf
+  bool valid = true;     ///< theta > 0 (false for theta <= 0 or NaN: kernels then return NaN)
 
   CELLKIT_HD static nb_theta make(T theta) noexcept {
     nb_theta r;
@@ -39,7 +40,7 @@ struct nb_theta {
     r.inv_theta = T(1) / theta;
     if (r.valid && !r.poisson) {
       r.stirlerr_theta = detail::stirlerr(theta);
-      if (theta < detail::asymptotic_min_v<T>) r.phi_theta = math::digamma(theta) - math::log(theta);
+      if (theta < detail::asymptotic_min_v<T>) r.phi_theta = detail::phi_select(theta);
     }
     return r;
   }
@@ -142,13 +143,11 @@ CELLKIT_HD inline nb_value_grad<T> nb_zero(T mu, const nb_theta<T>& th, bool wan
 
 /// phi(theta + x) - phi(theta), phi(z) = digamma(z) - log z, the theta-derivative's lgamma part:
 /// - theta >= 10: phi_diff (divided-difference series, relative accuracy for every x);
-/// - theta < 10, theta + x >= 10: phi_series(theta + x) - phi(theta) (no large digamma(n) - log(n) to cancel);
-/// - otherwise digamma(n) - log(n) - phi(theta).
+/// - theta < 10: phi_select(theta + x) - phi(theta) (phi_series from 10: no large digamma(n) - log(n)
+///   to cancel), phi(theta) = th.phi_theta = phi_select(theta).
 template <class T>
-CELLKIT_HD inline T phi_diff_any(T theta, T x, T n, const nb_theta<T>& th) noexcept {
-  if (theta >= asymptotic_min_v<T>) return phi_diff(theta, x);
-  if (n >= asymptotic_min_v<T>) return phi_series(n) - th.phi_theta;
-  return (math::digamma(n) - math::log(n)) - th.phi_theta;
+CELLKIT_HD CELLKIT_LK_INLINE T phi_diff_any(T theta, T x, T n, const nb_theta<T>& th) noexcept {
+  return sel(theta >= asymptotic_min_v<T>, phi_diff(theta, x), phi_select(n) - th.phi_theta);
 }
 
 /// The counts for which nb_positive's theta-derivative uses the exact sum instead of phi_diff_any:
@@ -488,20 +487,21 @@ CELLKIT_HD CELLKIT_LK_INLINE zero_result<T> zero_kernel(T mu, T theta, T inv_the
 }
 
 /// The x > 0 element of NB and ZINB with selects only, so that a loop over gathered elements
-/// vectorises: nb_positive and zinb_positive with the same formulas (`stirlerr_theta` is the
-/// caller's: stirlerr(theta) per element, or the per-gene precomputed value). With pi as a logit only
-/// the NB part: the caller completes it with zinb_positive (its softplus and sigmoid are libm calls).
-/// `fallback` marks the elements the scalar positive_element must compute instead: arguments
-/// outside the domain, mu = 0 (log p = -inf), theta = +inf (Poisson), pi = 1 (ZINB with the
-/// probability), and d theta of a count that is not an integer in 1..16 when theta < 10 (it needs
-/// digamma(theta)).
-template <class T, model_kind Kind, bool Grad, bool Want>
+/// vectorises: nb_positive and zinb_positive with the same formulas. `stirlerr_theta` and
+/// `phi_theta` are the caller's (nb_theta's fields, per gene or per element). With `Want` (d theta)
+/// the caller sorts the elements: `SmallInt` for integer counts 1..16 (small_integer_count: the
+/// exact sum), otherwise phi_diff_any. With pi as a logit only the NB part: the caller completes it
+/// with zinb_positive (its softplus and sigmoid are libm calls). `fallback` marks the elements the
+/// scalar positive_element must compute instead: arguments outside the domain, mu = 0 (log p =
+/// -inf), theta = +inf (Poisson) and pi = 1 (ZINB with the probability).
+template <class T, model_kind Kind, bool Grad, bool Want, bool SmallInt>
 CELLKIT_HD CELLKIT_LK_INLINE positive_result<T> positive_kernel(T x, T mu, T theta, T inv_theta, T stirlerr_theta,
-                                                                T p) noexcept {
+                                                                T phi_theta, T p) noexcept {
   static_assert(Kind != model_kind::poisson, "the Poisson model keeps the scalar x > 0 path");
   positive_result<T> out{{T(0), T(0), T(0), T(0)}, T(0), false};
   const T inf = inf_v<T>();
-  bool ok = (x > T(0)) & (x < inf) & (mu > T(0)) & (mu < inf) & (theta > T(0)) & (theta < inf);
+  const bool ok_nb = (x > T(0)) & (x < inf) & (mu > T(0)) & (mu < inf) & (theta > T(0)) & (theta < inf);
+  bool ok = ok_nb;
   const T n = theta + x;
   const T inv_tm = T(1) / (theta + mu);
   const T w = (x - mu) * inv_tm;  // delta / theta
@@ -516,11 +516,10 @@ CELLKIT_HD CELLKIT_LK_INLINE positive_result<T> positive_kernel(T x, T mu, T the
   T d_theta = T(0);
   if constexpr (Grad) {
     d_mu = delta / mu;
-    if constexpr (Want) {
-      // small integer x: the exact sum (nb_positive), terms added from the largest i as there
-      const T x_clamped = sel(x <= T(16), x, T(0));  // (no conversion of a large x: UB beyond int)
+    if constexpr (Want && SmallInt) {
+      // the exact sum of nb_positive, terms added from the largest i as there (k = x in 1..16)
+      const T x_clamped = sel((x >= T(0)) & (x <= T(16)), x, T(0));  // (no out-of-range conversion)
       const int k = static_cast<int>(x_clamped);
-      const bool small = (x <= T(16)) & (T(k) == x);
       T e_sum = T(0);
       for (int i = 15; i >= 1; --i) {
         const T term = T(i) / (theta + T(i));
@@ -529,11 +528,9 @@ CELLKIT_HD CELLKIT_LK_INLINE positive_result<T> positive_kernel(T x, T mu, T the
       const T s = mu * inv_theta;
       const T inv_1ps = theta * inv_tm;
       const T log1p_s = flog1p_hint(s, T(1) + s, inv_1ps);
-      const T by_sum = (x * s * inv_tm - e_sum * inv_theta) - log1p_minus_frac_select(s, log1p_s, inv_1ps);
-      // otherwise theta >= 10: phi_diff (theta < 10 is left to the scalar form)
-      const T by_series = phi_diff(theta, x) + lw;
-      d_theta = sel(small, by_sum, by_series);
-      ok = ok & (small | (theta >= asymptotic_min_v<T>));
+      d_theta = (x * s * inv_tm - e_sum * inv_theta) - log1p_minus_frac_select(s, log1p_s, inv_1ps);
+    } else if constexpr (Want) {
+      d_theta = sel(theta >= asymptotic_min_v<T>, phi_diff(theta, x), phi_select(n) - phi_theta) + lw;
     }
   }
   if constexpr (Kind == model_kind::zinb) {

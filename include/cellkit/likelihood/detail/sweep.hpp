@@ -62,10 +62,10 @@ struct prepare_theta_fn {
 // the sweep
 
 /// The host gathers a row's x > 0 elements in chunks of this many for the vectorised positive_kernel,
-/// in positive_arrays arrays of T (inputs x, mu, theta, 1/theta, stirlerr(theta), pi; outputs
-/// log p, d mu, d theta, d pi, pi, fallback).
+/// in positive_arrays arrays of T (inputs x, mu, theta, 1/theta, stirlerr(theta), phi(theta), pi;
+/// outputs log p, d mu, d theta, d pi, pi, fallback).
 inline constexpr index_t positive_chunk = 256;
-inline constexpr index_t positive_arrays = 12;
+inline constexpr index_t positive_arrays = 13;
 
 /// Everything a work item reads and writes (plain pointers: trivially copyable to the device).
 template <class T, class C, class Index, class Mask>
@@ -307,6 +307,7 @@ struct sweep_fn {
     T* theta;
     T* inv_theta;
     T* stirlerr_theta;
+    T* phi_theta;
     T* pi;
     T* log_prob;
     T* d_mu;
@@ -319,31 +320,37 @@ struct sweep_fn {
   positive_buffers positive_chunk_of(index_t block) const {
     T* base = d.positive_scratch + block * positive_arrays * positive_chunk;
     auto at = [&](int a) { return base + a * positive_chunk; };
-    return {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9), at(10), at(11)};
+    return {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9), at(10), at(11), at(12)};
   }
 
-  /// positive_kernel over m gathered elements: a loop without control flow, instantiated per
-  /// (per-gene theta, d_theta wanted) so that it vectorises.
-  template <bool PerGene, bool Want>
+  /// positive_kernel over the gathered elements [first, last): a loop without control flow,
+  /// instantiated per (per-gene theta, d_theta wanted, small integer counts) so that it vectorises.
+  /// (Restrict-qualified parameters: GCC 12 does not vectorise the loop when the same pointers are
+  /// restrict-qualified locals copied from a struct.)
+  template <bool PerGene, bool Want, bool SmallInt>
   static void positive_pass(const T* CELLKIT_RESTRICT x, const T* CELLKIT_RESTRICT mu, const T* CELLKIT_RESTRICT theta,
                             const T* CELLKIT_RESTRICT inv_theta, const T* CELLKIT_RESTRICT stirlerr_theta,
-                            const T* CELLKIT_RESTRICT pi, T* CELLKIT_RESTRICT log_prob, T* CELLKIT_RESTRICT d_mu,
-                            T* CELLKIT_RESTRICT d_theta, T* CELLKIT_RESTRICT d_pi, T* CELLKIT_RESTRICT prob,
-                            T* CELLKIT_RESTRICT fallback, const index_t m) {
-    // (restrict-qualified parameters: GCC 12 does not vectorise this loop when the same pointers are
-    // restrict-qualified locals copied from a struct)
-    for (index_t q = 0; q < m; ++q) {
+                            const T* CELLKIT_RESTRICT phi_theta, const T* CELLKIT_RESTRICT pi,
+                            T* CELLKIT_RESTRICT log_prob, T* CELLKIT_RESTRICT d_mu, T* CELLKIT_RESTRICT d_theta,
+                            T* CELLKIT_RESTRICT d_pi, T* CELLKIT_RESTRICT prob, T* CELLKIT_RESTRICT fallback,
+                            const index_t first, const index_t last) {
+    for (index_t q = first; q < last; ++q) {
       const T th = theta[q];
       T inv;
       T st;
+      T ph = T(0);
       if constexpr (PerGene) {
         inv = inv_theta[q];
         st = stirlerr_theta[q];
+        if constexpr (Want && !SmallInt) ph = phi_theta[q];
       } else {
+        // (an invalid theta falls back to the scalar form; keep the special functions' arguments tame)
+        const T th_ok = sel((th > T(0)) & (th < inf_v<T>()), th, T(1));
         inv = T(1) / th;
-        st = stirlerr_select(sel((th > T(0)) & (th < inf_v<T>()), th, T(1)));
+        st = stirlerr_select(th_ok);
+        if constexpr (Want && !SmallInt) ph = phi_select(th_ok);
       }
-      const positive_result<T> r = positive_kernel<T, Kind, Grad, Want>(x[q], mu[q], th, inv, st, pi[q]);
+      const positive_result<T> r = positive_kernel<T, Kind, Grad, Want, SmallInt>(x[q], mu[q], th, inv, st, ph, pi[q]);
       log_prob[q] = r.r.log_prob;
       d_mu[q] = r.r.d_mu;
       d_theta[q] = r.r.d_theta;
@@ -353,39 +360,49 @@ struct sweep_fn {
     }
   }
 
-  /// The m gathered x > 0 elements of row i (columns in `cols`, counts in b.x): gathers their
-  /// parameters, runs positive_pass, and stores each element's outputs (the scalar element() for
-  /// those positive_kernel leaves to it).
-  void positive_flush(index_t i, const index_t* cols, const positive_buffers b, index_t m, T sf, T* loss_row,
-                      T* dth_row) const {
+  /// One gathered chunk of row i: slots [0, small_end) hold small integer counts (or all counts when
+  /// d_theta is not wanted), slots [general_begin, positive_chunk) the others; columns in `cols`,
+  /// counts in b.x. Gathers their parameters, runs positive_pass on both parts, and stores each
+  /// element's outputs (the scalar element() for those positive_kernel leaves to it).
+  void positive_flush(index_t i, const index_t* cols, const positive_buffers b, index_t small_end,
+                      index_t general_begin, T sf, T* loss_row, T* dth_row) const {
     const T* mu_row = d.mu + i * d.mu_stride;
     const bool per_gene = d.theta_pre != nullptr;
     const T* theta_row = per_gene ? d.theta : d.theta + i * d.theta_stride;
-    for (index_t q = 0; q < m; ++q) {
+    auto gather = [&](index_t q) {
       const index_t j = cols[q];
       b.mu[q] = sf * mu_row[j];
       b.theta[q] = theta_row[j];
       if (per_gene) {
         b.inv_theta[q] = d.inv_theta[j];
         b.stirlerr_theta[q] = d.theta_pre[j].stirlerr_theta;
+        b.phi_theta[q] = d.theta_pre[j].phi_theta;
       }
       b.pi[q] = M::has_pi ? d.pi[i * d.pi_stride + j] : T(0);
-    }
-    auto with_want = [&](auto gene_theta) {
+    };
+    for (index_t q = 0; q < small_end; ++q) gather(q);
+    for (index_t q = general_begin; q < positive_chunk; ++q) gather(q);
+    auto run = [&](auto gene_theta, auto want, auto small_int, index_t first, index_t last) {
+      if (first < last) {
+        positive_pass<decltype(gene_theta)::value, decltype(want)::value, decltype(small_int)::value>(
+            b.x, b.mu, b.theta, b.inv_theta, b.stirlerr_theta, b.phi_theta, b.pi, b.log_prob, b.d_mu, b.d_theta, b.d_pi,
+            b.prob, b.fallback, first, last);
+      }
+    };
+    auto with_gene = [&](auto gene_theta) {
       if (d.want_theta) {
-        positive_pass<decltype(gene_theta)::value, true>(b.x, b.mu, b.theta, b.inv_theta, b.stirlerr_theta, b.pi,
-                                                         b.log_prob, b.d_mu, b.d_theta, b.d_pi, b.prob, b.fallback, m);
+        run(gene_theta, std::true_type{}, std::true_type{}, 0, small_end);
+        run(gene_theta, std::true_type{}, std::false_type{}, general_begin, positive_chunk);
       } else {
-        positive_pass<decltype(gene_theta)::value, false>(b.x, b.mu, b.theta, b.inv_theta, b.stirlerr_theta, b.pi,
-                                                          b.log_prob, b.d_mu, b.d_theta, b.d_pi, b.prob, b.fallback, m);
+        run(gene_theta, std::false_type{}, std::true_type{}, 0, small_end);
       }
     };
     if (per_gene) {
-      with_want(std::true_type{});
+      with_gene(std::true_type{});
     } else {
-      with_want(std::false_type{});
+      with_gene(std::false_type{});
     }
-    for (index_t q = 0; q < m; ++q) {
+    auto put = [&](index_t q) {
       const index_t j = cols[q];
       if (b.fallback[q] != T(0)) {
         element(i, j, b.x[q], sf, loss_row[j], dth_row[j]);
@@ -396,7 +413,9 @@ struct sweep_fn {
       } else {
         store(i, j, sf, {b.log_prob[q], b.d_mu[q], b.d_theta[q], b.d_pi[q]}, b.prob[q], loss_row[j], dth_row[j]);
       }
-    }
+    };
+    for (index_t q = 0; q < small_end; ++q) put(q);
+    for (index_t q = general_begin; q < positive_chunk; ++q) put(q);
   }
 
   /// Host: (1) the branch-free x = 0 kernel over the whole row in a vectorisable loop, into the
@@ -464,13 +483,19 @@ struct sweep_fn {
     if constexpr (M::has_theta) {
       const positive_buffers b = positive_chunk_of(block);
       index_t* CELLKIT_RESTRICT chunk_cols = d.positive_cols + block * positive_chunk;
-      index_t m = 0;
+      // small integer counts fill the chunk from the front, the others from the back (d_theta takes
+      // a different form for each)
+      index_t small_end = 0;
+      index_t general_begin = positive_chunk;
+      const bool sort = d.want_theta;
       auto add = [&](index_t j, T x) {
-        chunk_cols[m] = j;
-        b.x[m] = x;
-        if (++m == positive_chunk) {
-          positive_flush(i, chunk_cols, b, m, sf, loss_row, dth_row);
-          m = 0;
+        const index_t q = (!sort || small_integer_count(x)) ? small_end++ : --general_begin;
+        chunk_cols[q] = j;
+        b.x[q] = x;
+        if (small_end == general_begin) {
+          positive_flush(i, chunk_cols, b, small_end, general_begin, sf, loss_row, dth_row);
+          small_end = 0;
+          general_begin = positive_chunk;
         }
       };
       if constexpr (Csr) {
@@ -480,13 +505,22 @@ struct sweep_fn {
           if (x != T(0)) add(static_cast<index_t>(d.indices[q]), x);
         }
       } else {
+        // the nonzero columns of each segment, found without a data-dependent branch (at ~10%
+        // nonzeros a branch per column mispredicts often enough to cost more than the compaction)
         const C* CELLKIT_RESTRICT x_row = d.x + i * d.x_stride;
-        for (index_t j = 0; j < cols; ++j) {
-          const auto x = static_cast<T>(x_row[j]);
-          if (x != T(0)) add(j, x);
+        index_t found[positive_chunk];
+        for (index_t j0 = 0; j0 < cols; j0 += positive_chunk) {
+          const index_t len = cols - j0 < positive_chunk ? cols - j0 : positive_chunk;
+          index_t count = 0;
+          for (index_t l = 0; l < len; ++l) {
+            found[count] = j0 + l;
+            count += static_cast<T>(x_row[j0 + l]) != T(0) ? 1 : 0;
+          }
+          for (index_t t = 0; t < count; ++t) add(found[t], static_cast<T>(x_row[found[t]]));
         }
       }
-      if (m > 0) positive_flush(i, chunk_cols, b, m, sf, loss_row, dth_row);
+      if (small_end > 0 || general_begin < positive_chunk)
+        positive_flush(i, chunk_cols, b, small_end, general_begin, sf, loss_row, dth_row);
     } else if constexpr (Csr) {
       const index_t end = static_cast<index_t>(d.indptr[i + 1]);
       for (index_t q = static_cast<index_t>(d.indptr[i]); q < end; ++q) {
