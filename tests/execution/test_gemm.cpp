@@ -111,3 +111,62 @@ TEST_CASE("gemm: serial and openmp{1} give the same bits; openmp{2} agrees to ro
   // Eigen derives its blocking from the thread count, so two threads may sum in another order.
   for (std::size_t i = 0; i < c1.size(); ++i) REQUIRE(cellkit::test::close(c3[i], c1[i], 1e-4, 1e-4));
 }
+
+TEST_CASE("gemm: float on one thread (cellkit's blocking) matches a double reference, every transposition and shape") {
+  // Products of at least 32 in every dimension go through detail::serial_float_gemm; these shapes
+  // sit around its block sizes (kc = 256, mc = 256, nc = 64) and Eigen's micro-kernel (48 x 4), on
+  // strided views, with alpha and beta.
+  struct shape {
+    index_t m, n, k;
+  };
+  const shape shapes[] = {{32, 32, 32}, {33, 65, 255}, {64, 63, 256}, {65, 257, 257}, {300, 64, 600}, {257, 33, 40}};
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal;
+  for (const shape s : shapes) {
+    for (const bool ta : {false, true}) {
+      for (const bool tb : {false, true}) {
+        CAPTURE(s.m);
+        CAPTURE(s.n);
+        CAPTURE(s.k);
+        CAPTURE(ta);
+        CAPTURE(tb);
+        // stored shapes (ta ? k x m : m x k), (tb ? n x k : k x n), each row padded by 3
+        const index_t a_rows = ta ? s.k : s.m, a_cols = ta ? s.m : s.k;
+        const index_t b_rows = tb ? s.n : s.k, b_cols = tb ? s.k : s.n;
+        const index_t lda = a_cols + 3, ldb = b_cols + 3, ldc = s.n + 3;
+        std::vector<float> a(static_cast<std::size_t>(a_rows * lda)), b(static_cast<std::size_t>(b_rows * ldb)),
+            c(static_cast<std::size_t>(s.m * ldc));
+        for (auto& v : a) v = static_cast<float>(normal(rng));
+        for (auto& v : b) v = static_cast<float>(normal(rng));
+        for (auto& v : c) v = static_cast<float>(normal(rng));
+        const std::vector<float> c0 = c;
+        const float alpha = 0.5f, beta = 2.0f;
+        gemm(serial{}, matrix_view<const float>(a.data(), a_rows, a_cols, lda),
+             matrix_view<const float>(b.data(), b_rows, b_cols, ldb), matrix_view<float>(c.data(), s.m, s.n, ldc),
+             {.alpha = alpha, .beta = beta, .transpose_a = ta, .transpose_b = tb});
+        double worst = 0;
+        for (index_t i = 0; i < s.m; ++i) {
+          for (index_t j = 0; j < s.n; ++j) {
+            double sum = 0, magnitude = 0;
+            for (index_t q = 0; q < s.k; ++q) {
+              const double x = ta ? a[static_cast<std::size_t>(q * lda + i)] : a[static_cast<std::size_t>(i * lda + q)];
+              const double y = tb ? b[static_cast<std::size_t>(j * ldb + q)] : b[static_cast<std::size_t>(q * ldb + j)];
+              sum += x * y;
+              magnitude += std::fabs(x * y);
+            }
+            const auto at = static_cast<std::size_t>(i * ldc + j);
+            const double ref = alpha * sum + beta * static_cast<double>(c0[at]);
+            const double scale = alpha * magnitude + beta * std::fabs(static_cast<double>(c0[at]));
+            worst = std::max(worst, std::fabs(static_cast<double>(c[at]) - ref) / scale);
+          }
+          for (index_t j = s.n; j < ldc; ++j) {
+            const auto at = static_cast<std::size_t>(i * ldc + j);
+            REQUIRE(c[at] == c0[at]);  // padding untouched
+          }
+        }
+        // float accumulation: error below ~k eps of the sum of magnitudes
+        CHECK(worst <= 4e-7 * static_cast<double>(s.k));
+      }
+    }
+  }
+}

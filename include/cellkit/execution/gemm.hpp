@@ -27,6 +27,7 @@
 #include <cellkit/core/views.hpp>
 #include <cellkit/execution/policy.hpp>
 
+#include <algorithm>
 #include <type_traits>
 
 #if defined(CELLKIT_GEMM_BLAS)
@@ -94,6 +95,58 @@ void host_gemm(int threads, bool ta, bool tb, index_t m, index_t n, index_t k, T
   }
 }
 #else
+/// A GEMM blocking with given sizes (Eigen's level3_blocking, whose sizes only Eigen's heuristic sets).
+template <class T>
+class fixed_gemm_blocking : public Eigen::internal::level3_blocking<T, T> {
+ public:
+  fixed_gemm_blocking(Eigen::Index kc, Eigen::Index mc, Eigen::Index nc) {
+    this->m_kc = kc;
+    this->m_mc = mc;
+    this->m_nc = nc;
+  }
+};
+
+/// Blocking of `serial_float_gemm` (see there): depth kc, rows of the packed op(B)^T block mc,
+/// columns nc per packed op(A)^T panel, for the column-major problem Eigen solves.
+inline constexpr index_t float_gemm_kc = 256;
+inline constexpr index_t float_gemm_mc = 256;
+inline constexpr index_t float_gemm_nc = 64;
+
+/// C += alpha op(A) op(B) for float on one thread, C row-major, through Eigen's packing routines and
+/// kernel with a blocking of our own. Eigen's heuristic (sized from the cache sizes it reads) packs a
+/// kc x nc block of 256 x 256 floats for the 256 x 256 tiles that blocked_gemm hands to one thread, and
+/// cuts their 256 rows into panels of 144; kc = 256, mc = 256, nc = 64 measured 112-116 GFLOP/s on one
+/// core against Eigen's 90-111 for the three tile shapes of a dense layer (depth 256, 512 and 2000),
+/// 92-95% of the core's FMA peak (bench/RESULTS.md, "GEMM blocking"). Used for products of at least
+/// 32 in every dimension; Eigen's own product otherwise, and for double. Eigen's internal interface
+/// (general_matrix_matrix_product, level3_blocking) as of Eigen 3.4.
+inline void serial_float_gemm(bool ta, bool tb, index_t m, index_t n, index_t k, float alpha, const float* a,
+                              index_t lda, const float* b, index_t ldb, float* c, index_t ldc) {
+  // Eigen computes a row-major C as the column-major C^T = op(B)^T op(A)^T: its rows are our columns.
+  fixed_gemm_blocking<float> blocking(std::min(k, float_gemm_kc), std::min(n, float_gemm_mc),
+                                      std::min(m, float_gemm_nc));
+  using Eigen::ColMajor;
+  using Eigen::RowMajor;
+  using Eigen::internal::general_matrix_matrix_product;
+  // Stored row-major, op(A) is row-major with stride lda, or column-major when transposed; same for B.
+  if (!ta && !tb) {
+    general_matrix_matrix_product<Eigen::Index, float, RowMajor, false, float, RowMajor, false, RowMajor, 1>::run(
+        m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, blocking);
+  } else if (ta && !tb) {
+    general_matrix_matrix_product<Eigen::Index, float, ColMajor, false, float, RowMajor, false, RowMajor, 1>::run(
+        m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, blocking);
+  } else if (!ta && tb) {
+    general_matrix_matrix_product<Eigen::Index, float, RowMajor, false, float, ColMajor, false, RowMajor, 1>::run(
+        m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, blocking);
+  } else {
+    general_matrix_matrix_product<Eigen::Index, float, ColMajor, false, float, ColMajor, false, RowMajor, 1>::run(
+        m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, blocking);
+  }
+}
+
+/// Products at least this large in every dimension go through serial_float_gemm.
+inline constexpr index_t float_gemm_min_extent = 32;
+
 template <class T>
 void host_gemm(int threads, bool ta, bool tb, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda,
                const T* b, index_t ldb, T beta, T* c, index_t ldc) {
@@ -111,6 +164,12 @@ void host_gemm(int threads, bool ta, bool tb, index_t m, index_t n, index_t k, T
     c_map *= beta;
   }
   if (k == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    if (threads == 1 && std::min({m, n, k}) >= float_gemm_min_extent) {
+      serial_float_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+      return;
+    }
+  }
   if (!ta && !tb) c_map.noalias() += alpha * a_map * b_map;
   if (ta && !tb) c_map.noalias() += alpha * a_map.transpose() * b_map;
   if (!ta && tb) c_map.noalias() += alpha * a_map * b_map.transpose();
