@@ -145,17 +145,22 @@ CELLKIT_HD inline nb_value_grad<T> nb_zero(T mu, const nb_theta<T>& th, bool wan
 /// - theta >= 10: phi_diff (divided-difference series, relative accuracy for every x);
 /// - theta < 10: phi_select(theta + x) - phi(theta) (phi_series from 10: no large digamma(n) - log(n)
 ///   to cancel), phi(theta) = th.phi_theta = phi_select(theta).
+/// (Branches for scalar code; positive_kernel selects between the same expressions: phi_select(n)
+/// equals phi_series(n) bit for bit from 10.)
 template <class T>
-CELLKIT_HD CELLKIT_LK_INLINE T phi_diff_any(T theta, T x, T n, const nb_theta<T>& th) noexcept {
-  return sel(theta >= asymptotic_min_v<T>, phi_diff(theta, x), phi_select(n) - th.phi_theta);
+CELLKIT_HD inline T phi_diff_any(T theta, T x, T n, const nb_theta<T>& th) noexcept {
+  if (theta >= asymptotic_min_v<T>) return phi_diff(theta, x);
+  if (n >= asymptotic_min_v<T>) return phi_series(n) - th.phi_theta;
+  return phi_select(n) - th.phi_theta;
 }
 
 /// The counts for which nb_positive's theta-derivative uses the exact sum instead of phi_diff_any:
 /// integers 1..16.
 template <class T>
 CELLKIT_HD inline bool small_integer_count(T x) noexcept {
-  const int k = x <= T(16) ? static_cast<int>(x) : 0;  // (no conversion of a large x: UB beyond int)
-  return x <= T(16) && T(k) == x;
+  const bool in_range = x >= T(0) && x <= T(16);  // (no conversion outside int's range: UB)
+  const int k = in_range ? static_cast<int>(x) : 0;
+  return in_range && T(k) == x;
 }
 
 /// nb_theta for one x > 0 element, with phi_theta only where nb_positive reads it (d_theta wanted

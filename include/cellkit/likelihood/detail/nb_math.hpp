@@ -168,9 +168,11 @@ CELLKIT_HD CELLKIT_LK_INLINE T stirlerr_select(T z) noexcept {
   return stirlerr_series(y) + acc;
 }
 
-/// stirlerr(z) (see stirlerr_select).
+/// stirlerr(z) for scalar code: the same bits as stirlerr_select (which at z >= 10 adds only zeros to
+/// the series), without its ten no-op steps there.
 template <class T>
 CELLKIT_HD inline T stirlerr(T z) noexcept {
+  if (z >= asymptotic_min_v<T>) return stirlerr_series(z);
   return stirlerr_select(z);
 }
 

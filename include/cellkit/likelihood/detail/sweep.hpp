@@ -828,9 +828,9 @@ T run_nll(const Policy& policy, const char* fn, const sweep_request<T, Space, C,
   const index_t rows_per_block = (host || gene_partials) ? (rows + max_blocks - 1) / max_blocks : 1;
   const index_t blocks = (rows + rows_per_block - 1) / rows_per_block;
   auto row_scratch = make_scratch<T, Space>(host ? blocks * 3 * cols : 0);
-  const bool positive_pass = host && M::has_theta;
-  auto positive_scratch = make_scratch<T, Space>(positive_pass ? blocks * positive_arrays * positive_chunk : 0);
-  auto positive_cols = make_scratch<index_t, Space>(positive_pass ? blocks * positive_chunk : 0);
+  const bool gather_positive = host && M::has_theta;
+  auto positive_scratch = make_scratch<T, Space>(gather_positive ? blocks * positive_arrays * positive_chunk : 0);
+  auto positive_cols = make_scratch<index_t, Space>(gather_positive ? blocks * positive_chunk : 0);
   auto inv_theta = make_scratch<T, Space>(theta_per_gene ? cols : 0);
 
   auto row_loss = make_scratch<double, Space>(rows);
@@ -890,8 +890,8 @@ T run_nll(const Policy& policy, const char* fn, const sweep_request<T, Space, C,
   d.gene_d_theta = want_gene_theta ? gene_d_theta.data() : nullptr;
   d.rows_per_block = rows_per_block;
   d.row_scratch = host ? row_scratch.data() : nullptr;
-  d.positive_scratch = positive_pass ? positive_scratch.data() : nullptr;
-  d.positive_cols = positive_pass ? positive_cols.data() : nullptr;
+  d.positive_scratch = gather_positive ? positive_scratch.data() : nullptr;
+  d.positive_cols = gather_positive ? positive_cols.data() : nullptr;
   d.grad_scale = static_cast<T>(scale);
   d.ridge = opt.ridge_lambda;
   d.want_theta = out.d_theta.has_value();
