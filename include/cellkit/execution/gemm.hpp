@@ -117,9 +117,9 @@ inline constexpr index_t float_gemm_nc = 64;
 /// kc x nc block of 256 x 256 floats for the 256 x 256 tiles that blocked_gemm hands to one thread, and
 /// cuts their 256 rows into panels of 144; kc = 256, mc = 256, nc = 64 measured 112-116 GFLOP/s on one
 /// core against Eigen's 90-111 for the three tile shapes of a dense layer (depth 256, 512 and 2000),
-/// 92-95% of the core's FMA peak (bench/RESULTS.md, "GEMM blocking"). Used for products of at least
-/// 32 in every dimension; Eigen's own product otherwise, and for double. Eigen's internal interface
-/// (general_matrix_matrix_product, level3_blocking) as of Eigen 3.4.
+/// 93-95% of the core's FMA peak (bench/RESULTS.md, scGPCL pre-training step, item 3). Used for
+/// products of at least 32 in every dimension; Eigen's own product otherwise, and for double.
+/// Eigen's internal interface (general_matrix_matrix_product, level3_blocking) as of Eigen 3.4.
 inline void serial_float_gemm(bool ta, bool tb, index_t m, index_t n, index_t k, float alpha, const float* a,
                               index_t lda, const float* b, index_t ldb, float* c, index_t ldc) {
   // Eigen computes a row-major C as the column-major C^T = op(B)^T op(A)^T: its rows are our columns.

@@ -18,8 +18,8 @@ namespace cellkit::likelihood {
 
 /// The per-theta quantities of the NB kernels, computed once per theta (once per gene when theta is
 /// per gene) by `nb_theta<T>::make(theta)` (cost: theta >= 10: three divisions; theta < 10: the
-/// recurrences of stirlerr and of digamma, ~21 divisions and two logs). Pass it to the functors' `(x, mu, nb_theta,
-/// ...)` overloads to skip that work per element.
+/// recurrences of stirlerr and of digamma, ~21 divisions and two logs). Pass it to the functors'
+/// `(x, mu, nb_theta, ...)` overloads to skip that work per element.
 template <class T>
 struct nb_theta {
   static_assert(detail::is_real_v<T>, "cellkit::likelihood: T must be float or double");
@@ -27,8 +27,8 @@ struct nb_theta {
   T theta = T(1);           ///< inverse dispersion (> 0; +inf is the Poisson limit)
   T inv_theta = T(1);       ///< 1 / theta (0 for +inf)
   T stirlerr_theta = T(0);  ///< stirlerr(theta) (0 for +inf)
-  T phi_theta =
-      T(0);  ///< digamma(theta) - log(theta) (phi_select), filled only for theta < 10 (the only case that uses it)
+  /// digamma(theta) - log(theta) (phi_select), filled only for theta < 10 (the only case that uses it)
+  T phi_theta = T(0);
   bool poisson = false;  ///< theta = +inf
   bool valid = true;     ///< theta > 0 (false for theta <= 0 or NaN: kernels then return NaN)
 
