@@ -49,9 +49,7 @@ CELLKIT_HD constexpr bool is_finite(T v) noexcept {
   return v - v == T(0);  // false for +-inf and NaN
 }
 
-/// log(2 pi) / 2.
-template <class T>
-inline constexpr T half_log_2pi_v = T(0.918938533204672741780329736405617639861);
+/// 2 pi.
 template <class T>
 inline constexpr T two_pi_v = T(6.283185307179586476925286766559005768394);
 
