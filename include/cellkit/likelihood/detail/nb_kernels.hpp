@@ -505,8 +505,7 @@ CELLKIT_HD CELLKIT_LK_INLINE positive_result<T> positive_kernel(T x, T mu, T the
   static_assert(Kind != model_kind::poisson, "the Poisson model keeps the scalar x > 0 path");
   positive_result<T> out{{T(0), T(0), T(0), T(0)}, T(0), false};
   const T inf = inf_v<T>();
-  const bool ok_nb = (x > T(0)) & (x < inf) & (mu > T(0)) & (mu < inf) & (theta > T(0)) & (theta < inf);
-  bool ok = ok_nb;
+  bool ok = (x > T(0)) & (x < inf) & (mu > T(0)) & (mu < inf) & (theta > T(0)) & (theta < inf);
   const T n = theta + x;
   const T inv_tm = T(1) / (theta + mu);
   const T w = (x - mu) * inv_tm;  // delta / theta
